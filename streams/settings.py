@@ -1,0 +1,168 @@
+"""Configuration from environment variables (prefix ``LEADS_``) and an optional TOML/JSON file.
+
+Business units come from the file named by ``LEADS_CONFIG_FILE`` (a ``[[business_units]]`` array) or from
+``LEADS_BUSINESS_UNITS`` (a JSON list). Secrets are ``SecretStr`` so they never print in reprs or errors.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """Settings are missing or invalid; the message names each bad field and never a secret value."""
+
+
+class BusinessUnit(BaseModel):
+    """One SFMC business unit; ``tenant`` names its entities (``mc.{tenant}.send*1``)."""
+
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    mid: int | None = None
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    auth_base_url: AnyHttpUrl
+    click_log_key: str = Field(min_length=1)
+    click_log_object_id: str = Field(min_length=1)
+    skip_job_ids: frozenset[str] = frozenset()
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def auth_base(self) -> str:
+        return str(self.auth_base_url).rstrip("/") + "/"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADS_", extra="ignore")
+
+    config_file: Path | None = None
+    business_units: list[BusinessUnit] = Field(default_factory=list)
+
+    # Kafka
+    broker: str = "kafka://127.0.0.1:19092"
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    broker_username: str | None = None
+    broker_password: SecretStr | None = None
+    topic_partitions: int = Field(default=4, ge=1)
+    app_id: str = "leads-data-sync"
+    data_dir: Path = Path(".stack/worker-data")
+
+    # MongoDB (TLS and credentials go in the URL: ``mongodb+srv://user:pw@host/?tls=true``)
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27018/?directConnection=true")
+    mongo_database: str = "leads"
+
+    # Source and entities
+    poll_interval: float = Field(default=30.0, gt=0)
+    lookback_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    page_size: int = Field(default=2500, ge=1, le=2500)
+    in_batch_size: int = Field(default=500, ge=1, le=2500)
+    fetch_window: float = Field(default=0.5, gt=0)
+    refresh_seconds: int = Field(default=24 * 3600, gt=0)
+    seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
+    entity_fetch_attempts: int = Field(default=3, ge=1)
+
+    # Sinks and acker
+    sink_batch: int = Field(default=2000, ge=1)
+    sink_within: float = Field(default=0.5, gt=0)
+    ack_batch: int = Field(default=50, ge=1, le=50)
+
+    # Web view
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_token: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _ConfigFileSource(settings_cls, env_settings)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        for url in value.split(";"):
+            if not url.startswith(("kafka://", "aiokafka://")) or len(url.split("://", 1)[1]) < 3:
+                raise ValueError(f"{url!r} is not a kafka://host:port URL")
+        return value
+
+    @field_validator("mongo_url")
+    @classmethod
+    def _mongo_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("business_units")
+    @classmethod
+    def _unique_tenants(cls, units: list[BusinessUnit]) -> list[BusinessUnit]:
+        tenants = [unit.tenant for unit in units]
+        if len(set(tenants)) != len(tenants):
+            raise ValueError("tenants must be unique across business units")
+        return units
+
+    def unit(self, tenant: str) -> BusinessUnit:
+        return next(unit for unit in self.business_units if unit.tenant == tenant)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads ``LEADS_CONFIG_FILE`` (TOML, or JSON by extension); environment variables win over it."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._env().get("config_file")
+        if not path:
+            return {}
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"config file {path} is not valid: {exc}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        lines.append(f"  {where}: {item['msg']}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into a ``ConfigError`` that carries no input values."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+@cache
+def get_settings() -> Settings:
+    return load_settings()
