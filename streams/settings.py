@@ -75,9 +75,8 @@ class Settings(BaseSettings):
     entity_fetch_attempts: int = Field(default=3, ge=1)
 
     # Sinks and acker
-    sink_batch: int = Field(default=2000, ge=1)
+    sink_batch: int = Field(default=200, ge=1)
     sink_within: float = Field(default=0.5, gt=0)
-    ack_batch: int = Field(default=50, ge=1, le=50)
 
     # Web view
     web_host: str = "127.0.0.1"

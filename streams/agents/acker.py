@@ -1,0 +1,68 @@
+"""Acker: marks acknowledged rows processed in SFMC, 50 rows a request, and never drops one.
+
+A row SFMC refuses with errorcode 10006 (its keys match no primary key) is recorded in the
+``processed-events`` collection instead. Transient SFMC failures are retried with backoff, holding the
+partition until SFMC answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from streams.app import app
+from streams.documents import processed_event_update
+from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
+from streams.marketing_cloud.rest import KEY_MISMATCH
+from streams.models import AckBatch, DeadLetter
+from streams.mongo import bulk_upsert
+from streams.resources import marketing_cloud
+from streams.topics import acks, dead_letter
+
+log = logging.getLogger(__name__)
+ROWSET_ROWS = 50
+PROCESSED_EVENTS = "processed-events"
+
+
+@app.agent(acks)
+async def acker(stream):  # type: ignore[no-untyped-def]
+    async for batch in stream.take(20, within=1.0):
+        await mark(batch)
+
+
+async def mark(batch: list[AckBatch]) -> None:
+    rows: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+    for ack in batch:
+        for keys in ack.rows:
+            rows[ack.tenant][keys["ID"]] = keys  # the same row acked twice is marked once
+    await asyncio.gather(*(_mark_tenant(tenant, list(by_id.values())) for tenant, by_id in rows.items()))
+
+
+async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
+    chunks = [rows[i : i + ROWSET_ROWS] for i in range(0, len(rows), ROWSET_ROWS)]
+    results = await asyncio.gather(*(_mark_until_done(tenant, chunk) for chunk in chunks))
+    failures = [failure for result in results for failure in result]
+    now = time.time()
+    await bulk_upsert(PROCESSED_EVENTS, [processed_event_update(f.keys["ID"], now)
+                                         for f in failures if f.code == KEY_MISMATCH])
+    for failure in failures:
+        if failure.code != KEY_MISMATCH:
+            await dead_letter.send(key=f"{tenant}:{failure.keys.get('ID', '')}", value=DeadLetter(
+                stage="ack", reason=f"SFMC refused to mark the row ({failure.code}): {failure.message}",
+                tenant=tenant, source={"keys": failure.keys}, at=now))
+
+
+async def _mark_until_done(tenant: str, rows: list[dict[str, str]]) -> list[RowFailure]:
+    delay = 1.0
+    while True:
+        try:
+            return await marketing_cloud(tenant).mark_processed(rows)
+        except (TransientError, AuthError) as exc:
+            log.warning("marking %d rows of %s failed (%s); retrying in %.0fs", len(rows), tenant, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+        except MarketingCloudError as exc:  # SFMC refused the request itself: dead-letter its rows
+            code = getattr(exc, "errorcode", None) or 0
+            return [RowFailure(keys, code, str(exc)) for keys in rows]

@@ -1,0 +1,32 @@
+"""Clicks sink: batches of click events become ``event-email-clicks`` upserts, then processed acks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from streams.app import app, settings
+from streams.clicks import click_updates
+from streams.models import AckBatch, ClickEvents
+from streams.mongo import bulk_upsert, ensure_indexes
+from streams.topics import acks, click_events
+
+CLICKS = "event-email-clicks"
+
+
+@app.agent(click_events)
+async def clicks_sink(stream):  # type: ignore[no-untyped-def]
+    await ensure_indexes()
+    async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
+        await write_clicks(batch)
+
+
+async def write_clicks(batch: list[ClickEvents]) -> None:
+    """Write the batch's clicks, and only once MongoDB has them, ack their rows as processed."""
+    guid_ops, bot_ops = click_updates((clicks.send, event) for clicks in batch for event in clicks.events)
+    await bulk_upsert(CLICKS, guid_ops)
+    await bulk_upsert(CLICKS, bot_ops)
+    rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for clicks in batch:
+        rows[clicks.tenant].extend(event.keys for event in clicks.events)
+    for tenant, tenant_rows in rows.items():
+        await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="processed", rows=tenant_rows))

@@ -1,0 +1,96 @@
+"""Models sink: entity snapshots become identities, email-categories, email-deployments, email-sends and
+email-send-urls documents, written in unordered bulks, parents before the models that copy from them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bson import ObjectId
+
+from streams import documents
+from streams.app import app, settings
+from streams.models import EntitySnapshot
+from streams.mongo import bulk_upsert, with_backoff
+from streams.resources import mongo
+from streams.tables.links import send_links
+from streams.topics import entity_changes
+
+FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
+
+
+@app.agent(entity_changes)
+async def models_sink(stream):  # type: ignore[no-untyped-def]
+    async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
+        await write_models(batch)
+
+
+async def write_models(batch: Sequence[EntitySnapshot]) -> None:
+    latest = {snapshot.entity: snapshot for snapshot in batch}  # a later snapshot supersedes
+    by_kind: dict[str, list[EntitySnapshot]] = defaultdict(list)
+    for snapshot in latest.values():
+        by_kind[snapshot.kind].append(snapshot)
+    await bulk_upsert("identities", [documents.identity_update(s) for s in by_kind["subscriber"]])
+    await bulk_upsert("email-categories", [documents.category_update(s) for s in by_kind["category"]])
+    emails = by_kind["email"]
+    category_flags = await _flags("email-categories", (documents.category_ref(s) for s in emails))
+    await bulk_upsert("email-deployments", [
+        documents.deployment_update(s, category_flags.get(documents.category_ref(s) or "", {})) for s in emails
+    ])
+    await bulk_upsert("email-categories", [
+        documents.category_has_deployments(s.tenant, s.data["category_id"]) for s in emails
+        if s.data.get("category_id")
+    ])
+    sends = by_kind["send"]
+    deployment_flags = await _flags("email-deployments", (documents.deployment_ref(s) for s in sends))
+    await bulk_upsert("email-sends", [
+        documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {})) for s in sends
+    ])
+    await _write_send_urls(_join(emails, sends))
+
+
+async def _flags(collection: str, entities: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    wanted = sorted({key for key in entities if key})
+    if not wanted:
+        return {}
+    docs = await with_backoff(f"read {collection}", lambda: mongo()[collection].find(
+        {"entity": {"$in": wanted}}, FLAGS).to_list())
+    return {doc["entity"]: doc for doc in docs}
+
+
+def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot]) -> list[tuple[EntitySnapshot, str]]:
+    """Record the batch in the join table; return each send whose email's category is now known."""
+    ready: dict[str, tuple[EntitySnapshot, str]] = {}
+    for email in emails:
+        link = dict(send_links[email.entity])
+        link["category"] = documents.category_ref(email) or ""
+        send_links[email.entity] = link
+        for send_key in link.get("sends", []):
+            ready[send_key] = (EntitySnapshot.from_data(send_links[send_key]["send"]), link["category"])
+    for send in sends:
+        send_links[send.entity] = {"send": send.asdict()}
+        email_key = documents.deployment_ref(send)
+        if email_key is None:
+            continue
+        link = dict(send_links[email_key])
+        if send.entity not in link.get("sends", []):
+            link["sends"] = [*link.get("sends", []), send.entity]
+            send_links[email_key] = link
+        if "category" in link:
+            ready[send.entity] = (send, link["category"])
+    return list(ready.values())
+
+
+async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]]) -> None:
+    codes = sorted({ack for send, _ in ready for ack in send.acks or ()})
+    if not codes:
+        return
+    docs = await with_backoff("read url-acknowledgments", lambda: mongo()["url-acknowledgments"].find(
+        {"shortId": {"$in": codes}}, {"_id": 0, "shortId": 1, "urlIds": 1}).to_list())
+    url_ids: dict[str, list[ObjectId]] = defaultdict(list)
+    for doc in docs:
+        url_ids[doc["shortId"]].extend(ObjectId(url) for url in doc.get("urlIds", []))
+    await bulk_upsert("email-send-urls", [
+        op for send, category in ready for op in documents.send_url_updates(send, category or None, url_ids)
+    ])

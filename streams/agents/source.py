@@ -1,0 +1,60 @@
+"""A timer per business unit polls its click-log DE and appends the rows to ``click-rows``.
+
+Rows of one send are sent as one record keyed ``{tenant}:{JobID}``, so a row's repeats land on the
+same partition. Only the leader worker polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams.app import app, settings
+from streams.marketing_cloud import MarketingCloudError
+from streams.models import ClickRows
+from streams.resources import marketing_cloud
+from streams.settings import BusinessUnit
+from streams.topics import click_rows
+
+log = logging.getLogger(__name__)
+
+poll_status: dict[str, dict[str, Any]] = {}
+"""Per tenant: last poll start and end, rows read by the last poll and in total, last error."""
+
+
+async def poll(unit: BusinessUnit) -> int:
+    """Read every ready row newer than the lookback and append it to ``click-rows``; return the count."""
+    status = poll_status.setdefault(unit.tenant, {"rows_total": 0})
+    status["last_poll_started"] = time.time()
+    since = datetime.now(UTC) - timedelta(seconds=settings.lookback_seconds)
+    count = 0
+    try:
+        async for page in marketing_cloud(unit.tenant).click_rows(since, settings.page_size):
+            by_send: dict[str, list[dict[str, str]]] = defaultdict(list)
+            for row in page:
+                by_send[(row.get("JobID") or "").strip()].append(row)
+            read_at = time.time()
+            for job_id, rows in by_send.items():
+                await click_rows.send(key=f"{unit.tenant}:{job_id}",
+                                      value=ClickRows(tenant=unit.tenant, rows=rows, read_at=read_at))
+            count += len(page)
+        status["last_error"] = None
+    except MarketingCloudError as exc:
+        status["last_error"] = str(exc)
+        log.warning("polling the click log of %s failed after %d rows: %s", unit.tenant, count, exc)
+    status.update(last_poll_finished=time.time(), rows_last_poll=count, rows_total=status["rows_total"] + count)
+    return count
+
+
+def _poller(unit: BusinessUnit) -> None:
+    async def poll_unit() -> None:
+        await poll(unit)
+
+    app.timer(settings.poll_interval, on_leader=True, name=f"poll-{unit.tenant}")(poll_unit)
+
+
+for _unit in settings.business_units:
+    _poller(_unit)

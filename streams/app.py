@@ -1,0 +1,58 @@
+"""The faust application: ``leads-sync worker -l info`` runs a worker; ``leads-sync --help`` lists commands.
+
+Agents and tables live in ``streams.agents`` and ``streams.tables`` and are found by autodiscovery.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+
+from streams.settings import Settings, get_settings
+
+
+def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | ssl.SSLContext | None:
+    """Kafka SASL/TLS for production brokers (MSK, Confluent); None for a local PLAINTEXT broker."""
+    protocol = settings.broker_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context() if protocol.endswith("SSL") else None
+    if protocol == "SSL":
+        return context
+    password = settings.broker_password.get_secret_value() if settings.broker_password else ""
+    return faust.SASLCredentials(
+        username=settings.broker_username or "",
+        password=password,
+        mechanism=settings.broker_sasl_mechanism,
+        ssl_context=context,
+    )
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        autodiscover=["streams.agents", "streams.tables"],
+        origin="streams",
+        producer_linger_ms=5,
+        stream_buffer_maxsize=16384,
+        consumer_auto_offset_reset="earliest",
+        table_cleanup_interval=60.0,
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+
+
+def main() -> None:
+    app.main()

@@ -1,0 +1,203 @@
+"""MongoDB documents of SPEC section 5, built from entity snapshots (pure functions).
+
+Every builder returns a ``pymongo.UpdateOne`` upsert keyed on ``entity`` whose ``_id`` on insert is
+derived from the entity, so the same snapshots always produce the same documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import UpdateOne
+
+from streams.entities import NAMESPACES, entity, object_id, parse_entity
+from streams.models import EntitySnapshot
+
+IDENTITY_FIELDS = {
+    "First Name": "givenName",
+    "Last Name": "familyName",
+    "Title": "title",
+    "Company Name": "companyName",
+    "Address": "street",
+    "City": "city",
+    "State": "region",
+    "Zip": "postalCode",
+    "Country": "country",
+    "Phone Number": "phoneNumber",
+    "Industry": "attributes.Industry",
+    "Job Function": "attributes.Job Function",
+    "NAICS Code": "attributes.NAICS Code",
+}
+TEST_SEND_PREFIXES = ("test send", "[test]:")
+
+Flags = Mapping[str, bool]
+"""``rollupMetrics`` and ``isNewsletter`` of a category or deployment, as stored."""
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _date(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
+
+
+def category_name(name: str) -> str:
+    return "My Emails" if name.strip().lower() == "my emails" else name.strip()
+
+
+def is_test_send(subject: str | None) -> bool:
+    return (subject or "").strip().lower().startswith(TEST_SEND_PREFIXES)
+
+
+def _upsert(snapshot: EntitySnapshot, fields: dict[str, Any], on_insert: dict[str, Any] | None = None,
+            unset: Iterable[str] = ()) -> UpdateOne:
+    """The common shape: ``entity`` + ``externalSource`` + the model's own fields."""
+    _, kind, ident = parse_entity(snapshot.entity)
+    data = snapshot.data
+    created = _date(data.get("created_date"))
+    update: dict[str, Any] = {
+        "$set": {
+            "entity": snapshot.entity,
+            "externalSource.namespace": NAMESPACES[kind],
+            "externalSource.identifier": ident,
+            "externalSource.lastRetrievedAt": _utc(snapshot.retrieved_at),
+            "externalSource.createdAt": created,
+            "externalSource.updatedAt": _date(data.get("modified_date")) or created,
+            **fields,
+        },
+        "$setOnInsert": {"_id": object_id(snapshot.entity), **(on_insert or {})},
+    }
+    if unset := list(unset):
+        update["$unset"] = dict.fromkeys(unset, "")
+    return UpdateOne({"entity": snapshot.entity}, update, upsert=True)
+
+
+def identity_update(snapshot: EntitySnapshot) -> UpdateOne:
+    data = snapshot.data
+    email = (data.get("email_address") or "").strip().lower()
+    attributes: Mapping[str, str] = data.get("attributes") or {}
+    mapped = {field: (attributes.get(name) or "").strip() for name, field in IDENTITY_FIELDS.items()}
+    present = {field: value for field, value in mapped.items() if value}
+    return _upsert(
+        snapshot,
+        {"emailAddress": email, "emailDomain": email.partition("@")[2], "fieldCount": 1 + len(present),
+         **present},
+        on_insert={"inactive": False, "inactiveCustomerIds": [], "inactiveCampaignIds": [],
+                   "inactiveLineItemIds": [], "createdAt": _utc(snapshot.retrieved_at)},
+        unset=(field for field, value in mapped.items() if not value),
+    )
+
+
+def category_update(snapshot: EntitySnapshot) -> UpdateOne:
+    """``data`` holds ``name``, ``parent_id`` and ``path`` (the folder names from the root down)."""
+    data = snapshot.data
+    parent = data.get("parent_id")
+    return _upsert(
+        snapshot,
+        {"name": category_name(data["name"]),
+         "fullName": " | ".join(category_name(name) for name in data["path"]),
+         "parentId": object_id(entity(snapshot.tenant, "category", parent)) if parent else None},
+        on_insert={"hasDeployments": False, "rollupMetrics": False, "isNewsletter": False},
+    )
+
+
+def category_has_deployments(tenant: str, category_id: int | str) -> UpdateOne:
+    """Flag the folder of an email we saw; creates a stub the folder's own snapshot fills in."""
+    key = entity(tenant, "category", category_id)
+    return UpdateOne(
+        {"entity": key},
+        {"$set": {"hasDeployments": True},
+         "$setOnInsert": {"_id": object_id(key), "rollupMetrics": False, "isNewsletter": False}},
+        upsert=True,
+    )
+
+
+def category_ref(snapshot: EntitySnapshot) -> str | None:
+    """The entity of an email's category, if it has one."""
+    category_id = snapshot.data.get("category_id")
+    return entity(snapshot.tenant, "category", category_id) if category_id else None
+
+
+def deployment_update(snapshot: EntitySnapshot, category: Flags) -> UpdateOne:
+    data = snapshot.data
+    category_entity = category_ref(snapshot)
+    return _upsert(snapshot, {
+        "name": data.get("name"),
+        "subject": data.get("subject"),
+        "categoryId": object_id(category_entity) if category_entity else None,
+        "rollupMetrics": bool(category.get("rollupMetrics", False)),
+        "isNewsletter": bool(category.get("isNewsletter", False)),
+    })
+
+
+def deployment_ref(snapshot: EntitySnapshot) -> str | None:
+    """The entity of a send's email (its deployment), if it has one."""
+    email_id = snapshot.data.get("email_id")
+    return entity(snapshot.tenant, "email", email_id) if email_id else None
+
+
+def sent_date(snapshot: EntitySnapshot) -> datetime | None:
+    """SentDate; a send still ``Sending`` without one counts as sent when it was retrieved."""
+    data = snapshot.data
+    sent = _date(data.get("sent_date"))
+    if sent is None and (data.get("status") or "").lower() == "sending":
+        return _utc(snapshot.retrieved_at)
+    return sent
+
+
+def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
+    data = snapshot.data
+    email_entity = deployment_ref(snapshot)
+    return _upsert(snapshot, {
+        "name": data.get("email_name"),
+        "fromEmail": data.get("from_address"),
+        "fromName": data.get("from_name"),
+        "subject": data.get("subject"),
+        "url": data.get("preview_url"),
+        "status": data.get("status"),
+        "sentDate": sent_date(snapshot),
+        "metrics": {
+            "sent": data.get("number_sent", 0),
+            "delivered": data.get("number_delivered", 0),
+            "uniqueOpens": data.get("unique_opens", 0),
+            "uniqueClicks": data.get("unique_clicks", 0),
+            "unsubscribes": data.get("unsubscribes", 0),
+            "forwards": data.get("forwarded_emails", 0),
+            "bounces": sum(data.get(name) or 0 for name in ("hard_bounces", "soft_bounces", "other_bounces")),
+        },
+        "isTestSend": is_test_send(data.get("subject")),
+        "deploymentId": object_id(email_entity) if email_entity else None,
+        "rollupMetrics": bool(deployment.get("rollupMetrics", False)),
+        "isNewsletter": bool(deployment.get("isNewsletter", False)),
+    })
+
+
+def send_url_updates(send: EntitySnapshot, category_entity: str | None,
+                     url_ids: Mapping[str, list[ObjectId]]) -> list[UpdateOne]:
+    """One ``email-send-urls`` upsert per url id of each ack seen with the send."""
+    send_id = object_id(send.entity)
+    email_entity = deployment_ref(send)
+    on_insert = {
+        "deploymentId": object_id(email_entity) if email_entity else None,
+        "categoryId": object_id(category_entity) if category_entity else None,
+        "isTestSend": is_test_send(send.data.get("subject")),
+    }
+    urls = sorted({url for ack in send.acks or () for url in url_ids.get(ack, ())})
+    return [
+        UpdateOne(
+            {"sendId": send_id, "urlId": url},
+            {"$set": {"sentDate": sent_date(send)},
+             "$setOnInsert": {"_id": object_id(f"send-url|{send.entity}|{url}"), **on_insert}},
+            upsert=True,
+        )
+        for url in urls
+    ]
+
+
+def processed_event_update(guid: str, at: float) -> UpdateOne:
+    """The 10006 fallback: a row SFMC will not mark counts as processed through ``processed-events``."""
+    return UpdateOne({"guid": guid}, {"$setOnInsert": {"date": _utc(at)}}, upsert=True)

@@ -1,0 +1,39 @@
+"""Entity strings (``mc.{tenant}.{type}*{id}``) and the deterministic ObjectIds derived from them.
+
+A model document's ``_id`` is a hash of its entity, so a click document can reference its send and
+identity without a lookup, and a replay into an empty database writes identical documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from bson import ObjectId
+
+EntityType = Literal["send", "subscriber", "email", "category"]
+
+NAMESPACES: dict[str, str] = {
+    "send": "FuelSOAP:Send",
+    "subscriber": "FuelSOAP:Subscriber",
+    "email": "FuelSOAP:Email",
+    "category": "FuelSOAP:DataFolder",
+}
+
+
+def entity(tenant: str, kind: EntityType, ident: int | str) -> str:
+    return f"mc.{tenant}.{kind}*{ident}"
+
+
+def parse_entity(value: str) -> tuple[str, EntityType, str]:
+    """Split ``mc.ien.send*607105`` into ``("ien", "send", "607105")``."""
+    prefix, ident = value.split("*", 1)
+    _, tenant, kind = prefix.split(".", 2)
+    if kind not in NAMESPACES:
+        raise ValueError(f"unknown entity type in {value!r}")
+    return tenant, kind, ident  # type: ignore[return-value]
+
+
+def object_id(key: str) -> ObjectId:
+    """A stable ObjectId for any string key (an entity, or a click document's natural key)."""
+    return ObjectId(hashlib.blake2b(key.encode(), digest_size=12).digest())

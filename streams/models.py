@@ -1,0 +1,80 @@
+"""The records on our Kafka topics. Faust's ``json`` codec uses orjson when it is installed (it is).
+
+Records carry batches (the rows of one send from one page, the clicks of one send) so that faust's
+per-message cost is paid per batch, not per row; keys keep a send's rows and clicks on one partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+
+class ClickRows(faust.Record, serializer="json"):
+    """Raw click-log rows as read (every value a string), all of one send: key ``{tenant}:{JobID}``."""
+
+    tenant: str
+    rows: list[dict[str, str]]
+    read_at: float
+    source: str = "sfmc"
+
+
+class ClickEvent(faust.Record, serializer="json"):
+    """One valid click. ``time`` and ``day`` are epoch seconds (``day``: midnight in America/Chicago)."""
+
+    row_id: str
+    subscriber: str
+    url_id: str
+    ack: str
+    time: float
+    day: float
+    bot: bool
+    keys: dict[str, str]
+
+
+class ClickEvents(faust.Record, serializer="json"):
+    """The clicks of one send from one batch of rows: key = the send's entity."""
+
+    tenant: str
+    send: str
+    events: list[ClickEvent]
+
+
+class EntityRequest(faust.Record, serializer="json"):
+    """Ask a resolver for entities of one kind; ``acks`` (sends only) maps a send id to acks seen with it."""
+
+    tenant: str
+    ids: list[str]
+    acks: dict[str, list[str]] | None = None
+    attempt: int = 0
+
+
+class EntitySnapshot(faust.Record, serializer="json"):
+    """An entity as SFMC returned it (``data``, JSON values), published on ``entity-changes``."""
+
+    entity: str
+    tenant: str
+    kind: str
+    data: dict[str, Any]
+    retrieved_at: float
+    acks: list[str] | None = None
+
+
+class AckBatch(faust.Record, serializer="json"):
+    """Rows to mark processed in SFMC (their key values as read); ``status`` is processed or skipped."""
+
+    tenant: str
+    status: str
+    rows: list[dict[str, str]]
+    reason: str = ""
+
+
+class DeadLetter(faust.Record, serializer="json"):
+    """Something that could not be processed, with why and where."""
+
+    stage: str
+    reason: str
+    tenant: str
+    source: dict[str, Any]
+    at: float

@@ -1,0 +1,67 @@
+"""MongoDB writes that wait out an outage: transient errors back off and retry, never spin or crash."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from streams.resources import mongo
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DUPLICATE_KEY = 11000
+INDEXES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "event-email-clicks": (("day", "job", "url", "usr"), True),
+    "identities": (("entity",), True),
+    "email-categories": (("entity",), True),
+    "email-deployments": (("entity",), True),
+    "email-sends": (("entity",), True),
+    "email-send-urls": (("sendId", "urlId"), True),
+    "processed-events": (("guid",), True),
+    "url-acknowledgments": (("shortId",), False),
+}
+
+
+def _transient(exc: PyMongoError) -> bool:
+    if isinstance(exc, ConnectionFailure):
+        return True
+    if isinstance(exc, BulkWriteError):
+        # concurrent upserts of one new document: the loser's duplicate-key error is safe to retry
+        errors = exc.details.get("writeErrors", [])
+        return bool(errors) and all(error.get("code") == DUPLICATE_KEY for error in errors)
+    return isinstance(exc, OperationFailure) and exc.has_error_label("RetryableWriteError")
+
+
+async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]], *, cap: float = 30.0) -> T:
+    """Run ``attempt_fn()`` until it succeeds, sleeping 0.5 s doubling to ``cap`` on transient errors."""
+    delay = 0.5
+    while True:
+        try:
+            return await attempt_fn()
+        except PyMongoError as exc:
+            if not _transient(exc):
+                raise
+            log.warning("MongoDB %s failed (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, cap)
+
+
+async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:
+    """One unordered bulk write, retried until MongoDB acknowledges it (upserts are idempotent)."""
+    if ops:
+        target: AsyncCollection = mongo()[collection]
+        await with_backoff(f"write to {collection}", lambda: target.bulk_write(list(ops), ordered=False))
+
+
+async def ensure_indexes() -> None:
+    for collection, (fields, unique) in INDEXES.items():
+        keys = [(name, ASCENDING) for name in fields]
+        await with_backoff(f"index on {collection}",
+                           lambda c=collection, k=keys, u=unique: mongo()[c].create_index(k, unique=u))

@@ -1,0 +1,247 @@
+"""Entity tables (sends, subscribers, emails, categories) and the resolver that fills them from SFMC.
+
+A resolver takes the requests gathered over a short window, keeps the ids whose table entry is missing
+or older than the refresh period, fetches them with one ``IN`` request per kind and business unit,
+stores each snapshot in its table, publishes it on ``entity-changes`` and requests what it refers to.
+Ids SFMC does not return are retried with backoff, then dead-lettered; they never hold up other keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from streams.app import app, settings
+from streams.entities import EntityType, entity
+from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
+from streams.models import DeadLetter, EntityRequest, EntitySnapshot
+from streams.resources import marketing_cloud
+from streams.topics import (
+    category_requests,
+    dead_letter,
+    email_requests,
+    entity_changes,
+    partition_of,
+    send_requests,
+    subscriber_requests,
+)
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
+
+
+def _table(name: str, partitions: int | None = None) -> faust.Table:
+    # use_partitioner: the changelog partition follows the key, as the request topics do, so a key's
+    # entry lives on the worker that owns its requests even when a batch spans partitions.
+    return app.Table(name, value_type=EntitySnapshot, partitions=partitions, use_partitioner=True,
+                     help=f"{name} snapshots by entity")
+
+
+sends_table = _table("sends")
+subscribers_table = _table("subscribers")
+emails_table = _table("emails")
+categories_table = _table("categories", partitions=1)
+send_acks_table = app.Table("send-acks", default=list, partitions=None, use_partitioner=True,
+                            help="acknowledgement codes seen with each send")
+
+
+def to_data(record: Any) -> dict[str, Any]:
+    """A client record as JSON-ready data (datetimes as ISO strings)."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in dataclasses.asdict(record).items()
+    }
+
+
+async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
+                  acks: dict[str, list[str]] | None = None) -> None:
+    """Send one request per partition for ``ids``, routed where their entity keys live."""
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    partitions = topic.partitions or settings.topic_partitions
+    for ident in {str(i) for i in ids}:
+        by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
+    for partition, chunk in by_partition.items():
+        await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
+                         value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks))
+
+
+class Resolver:
+    """Fetch-on-miss for one entity kind; subclasses add what a kind refers to."""
+
+    def __init__(self, kind: EntityType, table: faust.Table, topic: faust.TopicT, fetch: Fetch) -> None:
+        self.kind = kind
+        self.table = table
+        self.topic = topic
+        self.fetch = fetch
+        self.retrying: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def stale(self, key: str, now: float) -> bool:
+        snapshot = self.table.get(key)
+        return snapshot is None or now - snapshot.retrieved_at > settings.refresh_seconds
+
+    async def resolve(self, requests: Iterable[EntityRequest]) -> None:
+        now = time.time()
+        wanted: dict[tuple[str, int], set[str]] = defaultdict(set)
+        for req in requests:
+            await self.on_request(req)
+            for ident in req.ids:
+                key = entity(req.tenant, self.kind, ident)
+                if (req.attempt or key not in self.retrying) and self.stale(key, now):
+                    wanted[req.tenant, req.attempt].add(ident)
+        for (tenant, attempt), ids in wanted.items():
+            await self.fetch_and_store(tenant, sorted(ids), attempt)
+
+    async def on_request(self, req: EntityRequest) -> None:
+        """Hook for data that rides on a request (a send's acks)."""
+
+    async def fetch_and_store(self, tenant: str, ids: list[str], attempt: int) -> None:
+        try:
+            records = await self.fetch(marketing_cloud(tenant), ids)
+        except MarketingCloudError as exc:
+            log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
+            self.retry(tenant, ids, attempt, f"SFMC error: {exc}")
+            return
+        retrieved_at = time.time()
+        found = {str(record.id): record for record in records}
+        for record in found.values():
+            key = entity(tenant, self.kind, record.id)
+            self.retrying.discard(key)
+            snapshot = EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=to_data(record),
+                                      retrieved_at=retrieved_at)
+            await self.publish(snapshot)
+        await self.after_fetch(tenant, list(found.values()))
+        if missing := [ident for ident in ids if ident not in found]:
+            self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID")
+
+    async def publish(self, snapshot: EntitySnapshot) -> None:
+        self.table[snapshot.entity] = snapshot
+        await entity_changes.send(key=snapshot.entity, value=snapshot)
+
+    async def after_fetch(self, tenant: str, records: list[Any]) -> None:
+        """Hook: request the entities these records refer to."""
+
+    def retry(self, tenant: str, ids: list[str], attempt: int, reason: str) -> None:
+        """Ask again later with backoff; after the last attempt, dead-letter each id with the reason."""
+        if attempt + 1 >= settings.entity_fetch_attempts:
+            for ident in ids:
+                key = entity(tenant, self.kind, ident)
+                self.retrying.discard(key)
+                self._spawn(dead_letter.send(key=key, value=DeadLetter(
+                    stage=f"resolve-{self.kind}", reason=f"{reason} (after {attempt + 1} attempts)",
+                    tenant=tenant, source={"entity": key}, at=time.time())))
+            return
+        self.retrying.update(entity(tenant, self.kind, ident) for ident in ids)
+        self._spawn(self._later(min(2.0**attempt, 60.0), tenant, ids, attempt + 1))
+
+    async def _later(self, delay: float, tenant: str, ids: list[str], attempt: int) -> None:
+        await asyncio.sleep(delay)
+        await self.topic.send(key=f"{tenant}:{self.kind}:retry", value=EntityRequest(
+            tenant=tenant, ids=ids, attempt=attempt))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class SendResolver(Resolver):
+    """Sends also carry the acknowledgement codes seen with them; new codes republish the snapshot."""
+
+    async def on_request(self, req: EntityRequest) -> None:
+        for ident, codes in (req.acks or {}).items():
+            key = entity(req.tenant, "send", ident)
+            known = self.send_acks(key)
+            if new := set(codes) - set(known):
+                send_acks_table[key] = sorted(set(known) | new)
+                snapshot = self.table.get(key)
+                if snapshot is not None and not self.stale(key, time.time()):
+                    await self.publish(snapshot)
+
+    @staticmethod
+    def send_acks(key: str) -> list[str]:
+        return send_acks_table.get(key) or []
+
+    async def publish(self, snapshot: EntitySnapshot) -> None:
+        await super().publish(snapshot.derive(acks=self.send_acks(snapshot.entity)))
+
+    async def after_fetch(self, tenant: str, records: list[Any]) -> None:
+        await request(email_requests, tenant, "email", {r.email_id for r in records if r.email_id})
+
+
+class EmailResolver(Resolver):
+    async def after_fetch(self, tenant: str, records: list[Any]) -> None:
+        folders = {r.category_id for r in records if r.category_id}
+        await request(category_requests, tenant, "category", folders)
+
+
+class CategoryResolver(Resolver):
+    """Folders are fetched with their parents up to the root, so each snapshot carries its full path."""
+
+    async def fetch_and_store(self, tenant: str, ids: list[str], attempt: int) -> None:
+        await super().fetch_and_store(tenant, ids, attempt)
+        await self._fetch_parents(tenant)
+
+    async def _fetch_parents(self, tenant: str) -> None:
+        # parents are fetched level by level until every known folder's chain reaches the root
+        while parents := sorted(self._missing_parents(tenant)):
+            await super().fetch_and_store(tenant, parents, settings.entity_fetch_attempts - 1)
+
+    def _missing_parents(self, tenant: str) -> set[str]:
+        missing = set()
+        for snapshot in self.table.values():
+            parent = snapshot.data.get("parent_id")
+            if snapshot.tenant == tenant and parent:
+                parent_key = entity(tenant, "category", parent)
+                if parent_key not in self.table and parent_key not in self.retrying:
+                    missing.add(str(parent))
+        return missing
+
+    async def publish(self, snapshot: EntitySnapshot) -> None:
+        self.table[snapshot.entity] = snapshot
+        # a folder is published once its path is complete, and republishing a parent completes children
+        for ready in self._complete(snapshot.tenant):
+            await entity_changes.send(key=ready.entity, value=ready)
+
+    def _complete(self, tenant: str) -> list[EntitySnapshot]:
+        ready = []
+        for key, snapshot in list(self.table.items()):
+            if snapshot.tenant != tenant or "path" in snapshot.data:
+                continue
+            path = self._path(snapshot)
+            if path is not None:
+                done = snapshot.derive(data={**snapshot.data, "path": path})
+                self.table[key] = done
+                ready.append(done)
+        return ready
+
+    def _path(self, snapshot: EntitySnapshot) -> list[str] | None:
+        names = [snapshot.data["name"]]
+        seen = {snapshot.entity}
+        parent = snapshot.data.get("parent_id")
+        while parent:
+            parent_key = entity(snapshot.tenant, "category", parent)
+            parent_snapshot = self.table.get(parent_key)
+            if parent_snapshot is None or parent_key in seen:
+                return None
+            seen.add(parent_key)
+            names.append(parent_snapshot.data["name"])
+            parent = parent_snapshot.data.get("parent_id")
+        return names[::-1]
+
+
+sends = SendResolver("send", sends_table, send_requests, lambda client, ids: client.sends(ids))
+subscribers = Resolver("subscriber", subscribers_table, subscriber_requests,
+                       lambda client, ids: client.subscribers(ids))
+emails = EmailResolver("email", emails_table, email_requests, lambda client, ids: client.emails(ids))
+categories = CategoryResolver("category", categories_table, category_requests,
+                              lambda client, ids: client.folders(ids))
