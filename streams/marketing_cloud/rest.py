@@ -1,0 +1,58 @@
+"""REST bodies and replies: Content Builder asset query and data-event rowsets (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import MalformedResponse
+from .records import RowFailure, row_keys
+
+ASSET_FIELDS = ("name", "views", "category", "createdDate", "modifiedDate", "data")
+KEY_MISMATCH = 10006
+"""SFMC errorcode for a row whose keys do not match the data extension's primary key."""
+
+
+def asset_query(ids: Sequence[int], page: int, page_size: int) -> dict[str, Any]:
+    return {
+        "page": {"page": page, "pageSize": page_size},
+        "query": {"property": "data.email.legacy.legacyId", "simpleOperator": "in", "value": list(ids)},
+        "fields": list(ASSET_FIELDS),
+    }
+
+
+def asset_page(reply: Any) -> tuple[list[dict[str, Any]], int]:
+    """(items, total count) of an asset query reply."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("items", []), list):
+        raise MalformedResponse("asset query reply has no items list")
+    try:
+        count = int(reply.get("count", 0))
+    except (TypeError, ValueError):
+        raise MalformedResponse("asset query reply has a bad count") from None
+    return list(reply.get("items", [])), count
+
+
+def rowset(rows: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    return [{"keys": row_keys(row), "values": {"Processed": True}} for row in rows]
+
+
+def key_mismatches(reply: Any) -> list[RowFailure] | None:
+    """The rows named by a 10006 error reply; ``None`` when the reply is not a 10006 error.
+
+    An empty list means "10006, but the reply does not say which rows" (the client then tries rows
+    one at a time)."""
+    if not isinstance(reply, dict) or reply.get("errorcode") != KEY_MISMATCH:
+        return None
+    failures = []
+    for item in reply.get("additionalErrors") or []:
+        if isinstance(item, dict) and isinstance(item.get("keys"), dict):
+            keys = {str(k): str(v) for k, v in item["keys"].items()}
+            failures.append(RowFailure(keys, int(item.get("errorcode", KEY_MISMATCH)), str(item.get("message", ""))))
+    return failures
+
+
+def error_parts(reply: Any) -> tuple[int | None, str]:
+    if isinstance(reply, dict):
+        code = reply.get("errorcode")
+        return (code if isinstance(code, int) else None), str(reply.get("message", ""))
+    return None, ""

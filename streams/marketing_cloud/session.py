@@ -1,0 +1,166 @@
+"""HTTP shell of the client: token cache, concurrency limit, retries with backoff, and counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import httpx
+import orjson
+
+from ..settings import BusinessUnit
+from .auth import Token, parse_token, token_request
+from .errors import AuthError, MalformedResponse, RetriesExhausted, SoapFault
+from .soap import parse_fault
+
+log = logging.getLogger(__name__)
+
+Build = Callable[[Token], httpx.Request]
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Capped exponential backoff with full jitter: uniform(0, min(cap, base·2^attempt))."""
+    return rng.uniform(0.0, min(cap, base * 2**attempt))
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def json_body(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise MalformedResponse(f"HTTP {response.status_code} reply is not valid JSON") from None
+
+
+class Session:
+    """Sends requests for one business unit; ``stats`` counts requests, retries, 429s and refreshes."""
+
+    def __init__(
+        self,
+        unit: BusinessUnit,
+        http: httpx.AsyncClient,
+        *,
+        max_concurrency: int,
+        max_attempts: int,
+        backoff_base: float,
+        backoff_cap: float,
+    ) -> None:
+        self.unit = unit
+        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0, "token_refreshes": 0}
+        self._http = http
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._max_attempts = max(1, max_attempts)
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._rng = random.Random()
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> Token:
+        token = self._token
+        if token is not None and token.fresh(time.monotonic()):
+            return token
+        async with self._lock:
+            token = self._token
+            if token is None or not token.fresh(time.monotonic()):
+                token = self._token = await self._fetch_token()
+            return token
+
+    def _invalidate(self, stale: Token) -> None:
+        if self._token is stale:
+            self._token = None
+
+    async def _fetch_token(self) -> Token:
+        url = f"{self.unit.auth_base}v2/token"
+        body = orjson.dumps(token_request(self.unit))
+        response = await self._send(
+            lambda: self._http.build_request("POST", url, content=body, headers={"Content-Type": "application/json"})
+        )
+        if response.status_code != 200:
+            error = _token_error(response)
+            raise AuthError(
+                f"token request for client {self.unit.client_id} refused: HTTP {response.status_code} {error}".rstrip()
+            )
+        self.stats["token_refreshes"] += 1
+        log.debug("new token for tenant %s", self.unit.tenant)
+        return parse_token(json_body(response), time.monotonic())
+
+    async def call(self, build: Build, *, soap: bool) -> httpx.Response:
+        """Send with a current token; on an expired token (REST 401, SOAP fault) refresh once and resend."""
+        refreshed = False
+        while True:
+            token = await self.token()
+            response = await self._send(partial(build, token), soap=soap)
+            if not _token_refused(response, soap):
+                return response
+            if refreshed:
+                raise AuthError(f"a fresh token for client {self.unit.client_id} was refused")
+            refreshed = True
+            self._invalidate(token)
+
+    async def _send(self, build: Callable[[], httpx.Request], *, soap: bool = False) -> httpx.Response:
+        attempt = 0
+        while True:
+            wait: float | None = None
+            try:
+                async with self._semaphore:
+                    self.stats["requests"] += 1
+                    response = await self._http.send(build())
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                failure = f"{type(exc).__name__} talking to SFMC"
+            else:
+                if response.status_code == 429:
+                    self.stats["throttled"] += 1
+                    wait = retry_after_seconds(response)
+                    failure = "HTTP 429 (throttled)"
+                elif response.status_code >= 500 and not _token_refused(response, soap):
+                    failure = _server_failure(response, soap)
+                else:
+                    return response
+            attempt += 1
+            if attempt >= self._max_attempts:
+                raise RetriesExhausted(attempt, failure)
+            self.stats["retries"] += 1
+            if wait is None:
+                wait = backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._rng)
+            log.info("SFMC %s; retry %d in %.2fs", failure, attempt, wait)
+            await asyncio.sleep(wait)
+
+
+def _token_refused(response: httpx.Response, soap: bool) -> bool:
+    if not soap:
+        return response.status_code == 401
+    if response.status_code == 200 or response.status_code >= 400:
+        fault = parse_fault(response.content) if b"Fault" in response.content else None
+        return fault is not None and fault.token_expired
+    return False
+
+
+def _server_failure(response: httpx.Response, soap: bool) -> str:
+    """Describe a 5xx; a SOAP client fault (a bad request, not a server hiccup) is raised at once."""
+    fault = parse_fault(response.content) if soap else None
+    if fault is not None and fault.code.lower().endswith("client"):
+        raise SoapFault(fault.code, fault.string)
+    detail = f": {fault.string}" if fault is not None else ""
+    return f"HTTP {response.status_code}{detail}"
+
+
+def _token_error(response: httpx.Response) -> str:
+    try:
+        reply = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return ""
+    if isinstance(reply, dict):
+        return str(reply.get("error") or reply.get("message") or "")
+    return ""

@@ -1,0 +1,190 @@
+"""SOAP 1.1 envelopes for ``Retrieve`` and parsing of ``RetrieveResponseMsg`` with lxml (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+from .errors import MalformedResponse
+from .filters import ComplexFilter, Filter, SimpleFilter
+from .values import format_soap_date
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+PARTNER_NS = "http://exacttarget.com/wsdl/partnerAPI"
+FUEL_NS = "http://exacttarget.com"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XSI_TYPE = f"{{{XSI}}}type"
+XSI_NIL = f"{{{XSI}}}nil"
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+
+Result = dict[str, Any]
+"""One flattened ``Results`` element: dotted names → text; ``Properties``/``Attributes`` → dict."""
+
+
+def _p(tag: str) -> str:
+    return f"{{{PARTNER_NS}}}{tag}"
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    child = etree.SubElement(parent, _p(tag))
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _envelope(token: str) -> tuple[etree._Element, etree._Element]:
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"s": SOAP_ENV, "xsi": XSI})
+    header = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Header")
+    oauth = etree.SubElement(header, f"{{{FUEL_NS}}}fueloauth", nsmap={None: FUEL_NS})
+    oauth.text = token
+    body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
+    message = etree.SubElement(body, _p("RetrieveRequestMsg"), nsmap={None: PARTNER_NS})
+    return envelope, etree.SubElement(message, _p("RetrieveRequest"))
+
+
+def _filter(parent: etree._Element, tag: str, part: Filter) -> None:
+    element = _sub(parent, tag)
+    if isinstance(part, SimpleFilter):
+        element.set(XSI_TYPE, "SimpleFilterPart")
+        _sub(element, "Property", part.prop)
+        _sub(element, "SimpleOperator", part.operator)
+        if part.date_value is not None:
+            _sub(element, "DateValue", format_soap_date(part.date_value))
+        else:
+            for value in part.value_list:
+                _sub(element, "Value", value)
+    elif isinstance(part, ComplexFilter):
+        element.set(XSI_TYPE, "ComplexFilterPart")
+        _filter(element, "LeftOperand", part.left)
+        _sub(element, "LogicalOperator", part.logical)
+        _filter(element, "RightOperand", part.right)
+
+
+def retrieve_envelope(
+    token: str,
+    object_type: str,
+    properties: Iterable[str],
+    filter: Filter | None = None,
+    batch_size: int | None = None,
+) -> bytes:
+    envelope, request = _envelope(token)
+    _sub(request, "ObjectType", object_type)
+    for prop in properties:
+        _sub(request, "Properties", prop)
+    if filter is not None:
+        _filter(request, "Filter", filter)
+    if batch_size is not None:
+        _sub(_sub(request, "Options"), "BatchSize", str(batch_size))
+    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+def continue_envelope(token: str, request_id: str) -> bytes:
+    envelope, request = _envelope(token)
+    _sub(request, "ContinueRequest", request_id)
+    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Fault:
+    code: str
+    string: str
+
+    @property
+    def token_expired(self) -> bool:
+        return "token expired" in self.string.lower()
+
+
+@dataclass(frozen=True)
+class RetrieveReply:
+    status: str
+    request_id: str | None
+    results: list[Result]
+
+    @property
+    def more(self) -> bool:
+        return self.status == "MoreDataAvailable"
+
+    @property
+    def error(self) -> bool:
+        return self.status.startswith("Error")
+
+
+def _local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def _body(content: bytes) -> etree._Element:
+    try:
+        root = etree.fromstring(content, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise MalformedResponse(f"SOAP reply is not well-formed XML: {exc.msg}") from None
+    body = root.find(f"{{{SOAP_ENV}}}Body")
+    if root.tag != f"{{{SOAP_ENV}}}Envelope" or body is None:
+        raise MalformedResponse("SOAP reply has no SOAP 1.1 Envelope/Body")
+    return body
+
+
+def parse_fault(content: bytes) -> Fault | None:
+    """The ``Fault`` in a SOAP reply, or ``None`` when the reply is not a fault (or not SOAP at all)."""
+    try:
+        body = _body(content)
+    except MalformedResponse:
+        return None
+    fault = body.find(f"{{{SOAP_ENV}}}Fault")
+    if fault is None:
+        return None
+    return Fault(fault.findtext("faultcode", "").strip(), fault.findtext("faultstring", "").strip())
+
+
+def parse_retrieve(content: bytes) -> RetrieveReply | Fault:
+    body = _body(content)
+    fault = body.find(f"{{{SOAP_ENV}}}Fault")
+    if fault is not None:
+        return Fault(fault.findtext("faultcode", "").strip(), fault.findtext("faultstring", "").strip())
+    message = body.find(_p("RetrieveResponseMsg"))
+    if message is None:
+        raise MalformedResponse("SOAP reply has no RetrieveResponseMsg")
+    status = message.findtext(_p("OverallStatus"))
+    if status is None:
+        raise MalformedResponse("RetrieveResponseMsg has no OverallStatus")
+    request_id = message.findtext(_p("RequestID"))
+    results = [flatten(element) for element in message.iterfind(_p("Results"))]
+    return RetrieveReply(status.strip(), request_id, results)
+
+
+def _is_nil(element: etree._Element) -> bool:
+    return element.get(XSI_NIL) == "true"
+
+
+def _pairs(elements: Iterable[etree._Element], name: str = "Name", value: str = "Value") -> dict[str, str]:
+    return {
+        element.findtext(_p(name), ""): element.findtext(_p(value)) or ""
+        for element in elements
+        if not _is_nil(element)
+    }
+
+
+def flatten(element: etree._Element, prefix: str = "", into: Result | None = None) -> Result:
+    """``Results`` → flat dict: nested objects get dotted names (``Email.ID``), nil elements are left out,
+    ``Properties/Property[Name,Value]`` and repeated ``Attributes[Name,Value]`` become dicts."""
+    out: Result = {} if into is None else into
+    attributes: list[etree._Element] = []
+    for child in element:
+        if not isinstance(child.tag, str) or _is_nil(child):
+            continue
+        name = _local(child)
+        if name == "Attributes" and not prefix:
+            attributes.append(child)
+        elif name == "Properties" and not prefix:
+            out["Properties"] = _pairs(child.iterfind(_p("Property")))
+        elif len(child):
+            flatten(child, f"{prefix}{name}.", out)
+        else:
+            out[f"{prefix}{name}"] = child.text or ""
+    if attributes:
+        out["Attributes"] = _pairs(attributes)
+    return out
