@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        autodiscover=["streams.agents", "streams.tables"],
+        autodiscover=["streams.agents", "streams.tables", "streams.commands"],
         origin="streams",
         producer_linger_ms=5,
         stream_buffer_maxsize=16384,

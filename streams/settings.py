@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     broker_password: SecretStr | None = None
     topic_partitions: int = Field(default=4, ge=1)
     app_id: str = "leads-data-sync"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     data_dir: Path = Path(".stack/worker-data")
 
     # MongoDB (TLS and credentials go in the URL: ``mongodb+srv://user:pw@host/?tls=true``)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import faust
 from aiokafka.partitioner import murmur2
 
 from streams.app import app, settings
 from streams.models import AckBatch, ClickEvents, ClickRows, DeadLetter, EntityRequest, EntitySnapshot
 
-click_rows = app.topic("click-rows", key_type=str, value_type=ClickRows)
-click_events = app.topic("click-events", key_type=str, value_type=ClickEvents)
-send_requests = app.topic("send-requests", key_type=str, value_type=EntityRequest)
-subscriber_requests = app.topic("subscriber-requests", key_type=str, value_type=EntityRequest)
-email_requests = app.topic("email-requests", key_type=str, value_type=EntityRequest)
+
+def _topic(name: str, **options: Any) -> faust.TopicT:
+    return app.topic(settings.topic_prefix + name, key_type=str, **options)
+
+
+click_rows = _topic("click-rows", value_type=ClickRows)
+click_events = _topic("click-events", value_type=ClickEvents)
+send_requests = _topic("send-requests", value_type=EntityRequest)
+subscriber_requests = _topic("subscriber-requests", value_type=EntityRequest)
+email_requests = _topic("email-requests", value_type=EntityRequest)
 # Folders are few and a folder's path needs its parents: one partition keeps them all on one worker.
-category_requests = app.topic("category-requests", key_type=str, value_type=EntityRequest, partitions=1)
+category_requests = _topic("category-requests", value_type=EntityRequest, partitions=1)
 # The models sink joins a send with its email's category: one partition keeps that join local.
-entity_changes = app.topic("entity-changes", key_type=str, value_type=EntitySnapshot, partitions=1)
-acks = app.topic("acks", key_type=str, value_type=AckBatch)
-dead_letter = app.topic("dead-letter", key_type=str, value_type=DeadLetter)
+entity_changes = _topic("entity-changes", value_type=EntitySnapshot, partitions=1)
+acks = _topic("acks", value_type=AckBatch)
+dead_letter = _topic("dead-letter", value_type=DeadLetter)
 
 
 def partition_of(key: str, partitions: int = settings.topic_partitions) -> int:
