@@ -63,7 +63,7 @@ async def test_in_filter_with_hundreds_of_ids(big: Emulator) -> None:
     ids = [int(send["ID"]) for send in big.dataset["units"][0]["sends"]]
     assert len(ids) == 600
     async with _client(big) as client:
-        sends = await client.sends(ids + [1, 2, 3])
+        sends = await client.sends([*ids, 1, 2, 3])
     assert [send.id for send in sends] == sorted(ids)
     assert (await _counts(big))["soap:Send"] == 1
 
