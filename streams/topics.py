@@ -12,7 +12,8 @@ from streams.models import AckBatch, ClickEvents, ClickRows, DeadLetter, EntityR
 
 
 def _topic(name: str, **options: Any) -> faust.TopicT:
-    return app.topic(settings.topic_prefix + name, key_type=str, **options)
+    # internal: the worker creates our topics (with their partition counts) before subscribing
+    return app.topic(settings.topic_prefix + name, key_type=str, internal=True, **options)
 
 
 click_rows = _topic("click-rows", value_type=ClickRows)
@@ -32,3 +33,9 @@ def partition_of(key: str, partitions: int = settings.topic_partitions) -> int:
     """The partition Kafka's default partitioner gives ``key``, so batched requests go where a table
     keyed the same way (``use_partitioner=True``) keeps that key."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+@app.task
+async def declare_outputs() -> None:
+    """Create the topics that no agent of ours consumes (faust declares the others)."""
+    await dead_letter.maybe_declare()

@@ -8,4 +8,4 @@ from __future__ import annotations
 
 from streams.app import app
 
-send_links = app.Table("send-links", default=dict, partitions=1, help="send/email join state")
+send_links = app.Table("send-links", default=dict, partitions=1, use_partitioner=True, help="send/email join state")

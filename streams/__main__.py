@@ -1,0 +1,3 @@
+from streams.app import main
+
+main()
