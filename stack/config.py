@@ -30,7 +30,7 @@ class Config:
     mongo_port: int
     moto_port: int
     emulator_port: int
-    mongo_impl: str
+    mongo_impl: str  # "rs": secantusd-rs (default, built with cargo), "py": secantusd-py from the venv
     timeout: float
 
     @property
@@ -82,6 +82,6 @@ def load() -> Config:
         mongo_port=_port("MONGO", 27018),
         moto_port=_port("MOTO", 15000),
         emulator_port=_port("EMULATOR", 18765),
-        mongo_impl=os.environ.get("LEADS_STACK_MONGO_IMPL", "py"),
+        mongo_impl=os.environ.get("LEADS_STACK_MONGO_IMPL", "rs"),
         timeout=float(os.environ.get("LEADS_STACK_TIMEOUT", "120")),
     )

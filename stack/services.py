@@ -218,7 +218,10 @@ class Mongo(Service):
             return
         cargo = shutil.which("cargo")
         if not cargo:
-            raise StackError("mongo: secantusd-rs is not built and cargo is not on PATH")
+            raise StackError(
+                f"mongo: {self.rust_binary(cfg)} is missing and cargo is not on PATH; "
+                "install Rust, or set LEADS_STACK_MONGO_IMPL=py to run secantusd-py (about 5x slower)"
+            )
         echo(f"mongo: building secantus-mdb {SECANTUS_MDB_VERSION} with cargo (several minutes) ...")
         argv = [
             cargo, "install", "secantus-mdb", "--version", SECANTUS_MDB_VERSION, "--locked",
@@ -228,13 +231,9 @@ class Mongo(Service):
 
     def command(self, cfg: Config) -> list[str]:
         storage = str(cfg.state_dir / "mongo")
-        if cfg.mongo_impl == "rs":
-            return [
-                str(self.rust_binary(cfg)), "--host", HOST, "--port", str(cfg.mongo_port),
-                "--storage-path", storage,
-            ]  # fmt: skip
+        server = str(self.rust_binary(cfg)) if cfg.mongo_impl == "rs" else _venv_bin("secantusd-py")
         return [
-            _venv_bin("secantusd-py"), "--host", HOST, "--port", str(cfg.mongo_port),
+            server, "--host", HOST, "--port", str(cfg.mongo_port),
             "--storage-path", storage, "--cache-size", "256M", "--log-level", "WARNING",
         ]  # fmt: skip
 
@@ -283,7 +282,7 @@ class Emulator(Service):
         if dataset.exists() or not has_generator:
             return
         dataset.parent.mkdir(parents=True, exist_ok=True)
-        extra = shlex.split(os.environ.get("LEADS_STACK_GENERATOR_ARGS", ""))
+        extra = shlex.split(os.environ.get("LEADS_STACK_GENERATOR_ARGS", "--seed 1 --end now"))
         argv = [sys.executable, "-m", f"{self.package}.generator", *extra, "--out", str(dataset)]
         echo(f"emulator: generating {dataset} ...")
         _run_logged(argv, cfg.log_dir / "emulator-generator.log", "emulator: dataset generator", cfg.root)
