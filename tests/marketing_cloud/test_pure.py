@@ -9,7 +9,7 @@ from lxml import etree
 
 from streams.marketing_cloud import ComplexFilter, MalformedResponse, SimpleFilter
 from streams.marketing_cloud.emulator.filters import compile_filter
-from streams.marketing_cloud.soap import PARTNER_NS, parse_retrieve, retrieve_envelope
+from streams.marketing_cloud.soap import PARTNER_NS, RetrieveReply, parse_retrieve, retrieve_envelope
 from streams.marketing_cloud.values import format_de_date, parse_bool, parse_de_date, parse_soap_date
 
 CST = timezone(timedelta(hours=-6))
@@ -53,7 +53,7 @@ def test_flatten_nested_and_nil() -> None:
         <ParentFolder><ID>0</ID></ParentFolder><Name/></Results>
       </RetrieveResponseMsg></soap:Body></soap:Envelope>""".encode()
     parsed = parse_retrieve(reply)
-    assert not isinstance(parsed, type(None))
-    assert parsed.results == [{"ID": "5", "ParentFolder.ID": "0", "Name": ""}]  # type: ignore[union-attr]
+    assert isinstance(parsed, RetrieveReply)
+    assert parsed.results == [{"ID": "5", "ParentFolder.ID": "0", "Name": ""}]
     with pytest.raises(MalformedResponse):
         parse_retrieve(reply[:-40])
