@@ -63,7 +63,7 @@ def to_data(record: Any) -> dict[str, Any]:
 
 
 async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
-                  acks: dict[str, list[str]] | None = None) -> None:
+                  acks: dict[str, list[str]] | None = None, attempt: int = 0) -> None:
     """Send one request per partition for ``ids``, routed where their entity keys live."""
     by_partition: dict[int, list[str]] = defaultdict(list)
     partitions = topic.partitions or settings.topic_partitions
@@ -71,7 +71,7 @@ async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Itera
         by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
     for partition, chunk in by_partition.items():
         await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
-                         value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks))
+                         value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt))
 
 
 class Resolver:
@@ -145,8 +145,7 @@ class Resolver:
 
     async def _later(self, delay: float, tenant: str, ids: list[str], attempt: int) -> None:
         await asyncio.sleep(delay)
-        await self.topic.send(key=f"{tenant}:{self.kind}:retry", value=EntityRequest(
-            tenant=tenant, ids=ids, attempt=attempt))
+        await request(self.topic, tenant, self.kind, ids, attempt=attempt)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
