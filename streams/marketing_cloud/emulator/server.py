@@ -223,6 +223,7 @@ class Emulator:
 
     def _page(self, request_id: str, pending: _Pending) -> bytes:
         page, rest = pending.records[: pending.page_size], pending.records[pending.page_size :]
+        self.counts.add(pending.unit.client_id, f"returned:{pending.object_type.split('[', 1)[0]}", len(page))
         status = "OK"
         if rest:
             status = "MoreDataAvailable"
@@ -272,6 +273,7 @@ class Emulator:
         matches = [e for e in unit.objects["Email"] if e.get("content_builder") and str(e.get("ID")) in wanted]
         start = (page - 1) * page_size
         items = [self._asset(unit, email) for email in matches[start : start + page_size]]
+        self.counts.add(unit.client_id, "returned:asset", len(items))
         return _json({"count": len(matches), "page": page, "pageSize": page_size, "links": {}, "items": items})
 
     def _asset(self, unit: Unit, email: dict[str, Any]) -> dict[str, Any]:

@@ -107,10 +107,10 @@ class Counts:
         self.units: dict[str, Counter[str]] = {}
         self.total: Counter[str] = Counter()
 
-    def add(self, client_id: str | None, kind: str) -> None:
-        self.total[kind] += 1
+    def add(self, client_id: str | None, kind: str, n: int = 1) -> None:
+        self.total[kind] += n
         if client_id is not None:
-            self.units.setdefault(client_id, Counter())[kind] += 1
+            self.units.setdefault(client_id, Counter())[kind] += n
 
     def reset(self) -> None:
         self.units.clear()
