@@ -79,6 +79,24 @@ class Settings(BaseSettings):
     sink_batch: int = Field(default=200, ge=1)
     sink_within: float = Field(default=0.5, gt=0)
 
+    # AWS edges, each off unless configured (docs/edges.md). Credentials default to the AWS chain.
+    aws_endpoint_url: AnyHttpUrl | None = None
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    kinesis_stream: str | None = None
+    kinesis_poll_interval: float = Field(default=1.0, gt=0)
+    kinesis_shard_refresh_seconds: float = Field(default=30.0, gt=0)
+    kinesis_records_limit: int = Field(default=1000, ge=1, le=10000)
+    kinesis_reads_per_tick: int = Field(default=5, ge=1)
+    kinesis_initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    sqs_queue_url: str | None = None
+    sqs_queue_name: str | None = None
+    sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
+    sqs_visibility_timeout: int = Field(default=60, ge=2, le=43200)
+    sqs_pollers: int = Field(default=1, ge=1, le=20)
+    sqs_acks_queue: str | None = None
+
     # Web view
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
