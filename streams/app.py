@@ -12,7 +12,7 @@ import faust
 from streams.settings import Settings, get_settings
 
 
-def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | ssl.SSLContext | None:
+def credentials(settings: Settings) -> faust.types.auth.CredentialsT | ssl.SSLContext | None:
     """Kafka SASL/TLS for production brokers (MSK, Confluent); None for a local PLAINTEXT broker."""
     protocol = settings.broker_security_protocol
     if protocol == "PLAINTEXT":
@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=settings.broker,
-        broker_credentials=_credentials(settings),
+        broker_credentials=credentials(settings),
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
+import click
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.cli import option
 
 from streams.app import app, settings
+from streams.kafka import read_topic
 from streams.resources import mongo
 from streams.topics import acks, click_events, click_rows, dead_letter
 
 COLLECTIONS = ("identities", "email-categories", "email-deployments", "email-sends", "email-send-urls",
                "event-email-clicks", "processed-events")
-
-
-def _bootstrap() -> str:
-    return ",".join(url.split("://", 1)[1] for url in settings.broker.split(";"))
-
-
-async def read_topic(topic: str) -> list[dict[str, Any]]:
-    """Every value on ``topic`` from the beginning to its current end (a snapshot, for reporting)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False,
-                                security_protocol=settings.broker_security_protocol)
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():
-            return []
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        values: list[dict[str, Any]] = []
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                values.extend(orjson.loads(message.value) for message in messages if message.value)
-        return values
-    finally:
-        await consumer.stop()
 
 
 async def pipeline_summary() -> dict[str, Any]:
@@ -63,3 +41,38 @@ async def pipeline_summary() -> dict[str, Any]:
 async def summary(self: Any) -> None:
     """Print rows read, events, acks, dead letters and documents per collection (JSON)."""
     print(orjson.dumps(await pipeline_summary(), option=orjson.OPT_INDENT_2).decode())
+
+
+def _print_progress(topic: str, done: int, total: int, elapsed: float) -> None:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate else 0.0
+    print(f"{topic}: {done}/{total} records, {rate:,.0f}/s, ETA {eta:,.0f}s", flush=True)
+
+
+@app.command(
+    option("--since", type=click.DateTime(), default=None,
+           help="Replay records from this time (UTC) instead of from the beginning."),
+    option("--database", default=None, help="Write into this database instead of the configured one."),
+    option("--batch", type=int, default=500, show_default=True, help="Records per bulk write."),
+)
+async def replay(self: Any, since: datetime | None, database: str | None, batch: int) -> None:
+    """Rebuild the MongoDB models from entity-changes and click-events, without calling SFMC."""
+    from streams.replay import replay as run_replay
+
+    if database:
+        settings.mongo_database = database
+    if since is not None:
+        since = since.replace(tzinfo=UTC)
+    counts = await run_replay(since=since, batch=batch, progress=_print_progress)
+    print(orjson.dumps({"replayed": counts, "database": settings.mongo_database}).decode())
+
+
+@app.command(
+    option("--stage", default=None, help="Only dead letters of this stage (ingest, resolve-send, ...)."),
+)
+async def replay_dead_letters(self: Any, stage: str | None) -> None:
+    """Send dead-lettered rows and entities back into the pipeline (after a fix)."""
+    from streams.replay import requeue_dead_letters
+
+    counts = await requeue_dead_letters(stage)
+    print(orjson.dumps({"requeued": counts}).decode())

@@ -10,9 +10,14 @@ from typing import Any
 
 import faust
 
+DEAD_LETTER_SOURCE = "dead-letter"
+
 
 class ClickRows(faust.Record, serializer="json"):
-    """Raw click-log rows as read (every value a string), all of one send: key ``{tenant}:{JobID}``."""
+    """Raw click-log rows as read (every value a string), all of one send: key ``{tenant}:{JobID}``.
+
+    ``source`` names where they came from (``sfmc``, ``kinesis``, ``sqs``); rows requeued from the
+    dead-letter topic skip the repeated-row check, since their first reading produced no event."""
 
     tenant: str
     rows: list[dict[str, str]]

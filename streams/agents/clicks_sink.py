@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from streams.app import app, settings
 from streams.clicks import click_updates
@@ -13,6 +14,13 @@ from streams.topics import acks, click_events
 CLICKS = "event-email-clicks"
 
 
+async def store_clicks(batch: Sequence[ClickEvents]) -> None:
+    """Upsert the batch's ``event-email-clicks`` documents (also used by replay, which sends no acks)."""
+    guid_ops, bot_ops = click_updates((clicks.send, event) for clicks in batch for event in clicks.events)
+    await bulk_upsert(CLICKS, guid_ops)
+    await bulk_upsert(CLICKS, bot_ops)
+
+
 @app.agent(click_events)
 async def clicks_sink(stream):  # type: ignore[no-untyped-def]
     await ensure_indexes()
@@ -20,11 +28,9 @@ async def clicks_sink(stream):  # type: ignore[no-untyped-def]
         await write_clicks(batch)
 
 
-async def write_clicks(batch: list[ClickEvents]) -> None:
+async def write_clicks(batch: Sequence[ClickEvents]) -> None:
     """Write the batch's clicks, and only once MongoDB has them, ack their rows as processed."""
-    guid_ops, bot_ops = click_updates((clicks.send, event) for clicks in batch for event in clicks.events)
-    await bulk_upsert(CLICKS, guid_ops)
-    await bulk_upsert(CLICKS, bot_ops)
+    await store_clicks(batch)
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
     for clicks in batch:
         rows[clicks.tenant].extend(event.keys for event in clicks.events)

@@ -8,7 +8,7 @@ from collections import defaultdict
 from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
-from streams.models import AckBatch, ClickEvent, ClickEvents, ClickRows, DeadLetter
+from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvent, ClickEvents, ClickRows, DeadLetter
 from streams.tables.entities import request
 from streams.tables.seen_rows import mark_seen, seen
 from streams.topics import acks, click_events, click_rows, dead_letter, send_requests, subscriber_requests
@@ -24,13 +24,14 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
 async def ingest_rows(batch: ClickRows) -> None:
     tenant = batch.tenant
     skip_job_ids = settings.unit(tenant).skip_job_ids
+    requeued = batch.source == DEAD_LETTER_SOURCE
     events: dict[str, list[ClickEvent]] = defaultdict(list)
     skipped: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in batch.rows:
         row_id = (row.get("ID") or "").strip()
         if row_id:
             key = f"{tenant}:{row_id}"
-            if seen(key):
+            if seen(key) and not requeued:
                 continue
             mark_seen(key)
         try:

@@ -4,7 +4,7 @@ email-send-urls documents, written in unordered bulks, parents before the models
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -23,10 +23,11 @@ FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 @app.agent(entity_changes)
 async def models_sink(stream):  # type: ignore[no-untyped-def]
     async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-        await write_models(batch)
+        await write_models(batch, send_links)
 
 
-async def write_models(batch: Sequence[EntitySnapshot]) -> None:
+async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[str, Any]) -> None:
+    """Write the batch's models; ``links`` is the send/email join state (the table, or a dict in replay)."""
     latest = {snapshot.entity: snapshot for snapshot in batch}  # a later snapshot supersedes
     by_kind: dict[str, list[EntitySnapshot]] = defaultdict(list)
     for snapshot in latest.values():
@@ -47,7 +48,7 @@ async def write_models(batch: Sequence[EntitySnapshot]) -> None:
     await bulk_upsert("email-sends", [
         documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {})) for s in sends
     ])
-    await _write_send_urls(_join(emails, sends))
+    await _write_send_urls(_join(emails, sends, links))
 
 
 async def _flags(collection: str, entities: Iterable[str | None]) -> dict[str, dict[str, Any]]:
@@ -59,11 +60,12 @@ async def _flags(collection: str, entities: Iterable[str | None]) -> dict[str, d
     return {doc["entity"]: doc for doc in docs}
 
 
-def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot]) -> list[tuple[EntitySnapshot, str]]:
+def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot],
+          send_links: MutableMapping[str, Any]) -> list[tuple[EntitySnapshot, str]]:
     """Record the batch in the join table; return each send whose email's category is now known."""
     ready: dict[str, tuple[EntitySnapshot, str]] = {}
     for email in emails:
-        link = dict(send_links[email.entity])
+        link = dict(send_links.get(email.entity) or {})
         link["category"] = documents.category_ref(email) or ""
         send_links[email.entity] = link
         for send_key in link.get("sends", []):
@@ -73,7 +75,7 @@ def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot]) -> 
         email_key = documents.deployment_ref(send)
         if email_key is None:
             continue
-        link = dict(send_links[email_key])
+        link = dict(send_links.get(email_key) or {})
         if send.entity not in link.get("sends", []):
             link["sends"] = [*link.get("sends", []), send.entity]
             send_links[email_key] = link
