@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict
 
-from streams.app import app
+from streams.app import app, settings
 from streams.documents import processed_event_update
 from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
 from streams.marketing_cloud.rest import KEY_MISMATCH
@@ -33,6 +33,15 @@ async def acker(stream):  # type: ignore[no-untyped-def]
 
 
 async def mark(batch: list[AckBatch]) -> None:
+    if settings.sqs_acks_queue:  # acks go to SQS; ``leads-sync mark-from-queue`` marks them in SFMC
+        from streams.agents.sqs_acks import publish_acks
+
+        await publish_acks(batch)
+    else:
+        await mark_in_sfmc(batch)
+
+
+async def mark_in_sfmc(batch: list[AckBatch]) -> None:
     rows: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
     for ack in batch:
         for keys in ack.rows:

@@ -103,3 +103,49 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: li
                 raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def emulator_counts(emulator_url: str) -> dict[str, Any]:
+    reply = httpx.get(f"{emulator_url.rstrip('/')}/_emulator/counts")
+    reply.raise_for_status()
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def url_acknowledgment_docs(dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dataset's acks as the link-tracking service stores them in ``url-acknowledgments``."""
+    from bson import ObjectId
+
+    return [{"shortId": doc["shortId"], "urlIds": [ObjectId(url) for url in doc["urlIds"]]}
+            for doc in dataset["url_acknowledgments"]]
+
+
+async def read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every record of ``topic`` from the beginning up to its current end, as ``{key, value}`` (JSON values)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out reading {topic}")
+            batch = await consumer.getmany(timeout_ms=1000)
+            for messages in batch.values():
+                for message in messages:
+                    key = message.key.decode() if message.key else None
+                    records.append({"key": key, "value": json.loads(message.value) if message.value else None})
+        return records
+    finally:
+        await consumer.stop()
