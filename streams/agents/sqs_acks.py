@@ -1,0 +1,109 @@
+"""SQS ack egress (on when ``LEADS_SQS_ACKS_QUEUE`` is set, e.g. ``clicks-processed``).
+
+The acker then publishes acknowledged rows to that queue instead of calling SFMC (``publish_acks``),
+and ``leads-sync mark-from-queue`` consumes the queue and marks the rows processed in SFMC with the
+acker's own marking (50 rows a rowset call, the 10006 fallback to ``processed-events``), deleting each
+message only after its rows are marked. Message format: docs/edges.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from faust.cli import option
+
+from streams.agents.acker import mark_in_sfmc
+from streams.app import app, settings
+from streams.aws import AwsClients, delete_messages, keep_visible, queue_url, send_messages
+from streams.bridge import aws, tenants
+from streams.edges import MessageRejected, ack_messages, parse_ack_message, preview
+from streams.models import AckBatch, DeadLetter
+from streams.resources import marketing_cloud, mongo
+from streams.topics import dead_letter
+
+log = logging.getLogger(__name__)
+
+
+def ack_bodies(batch: list[AckBatch]) -> list[bytes]:
+    """The queue messages for ``batch``: rows of one tenant and status together, each row once."""
+    grouped: dict[tuple[str, str, str], dict[str, dict[str, str]]] = defaultdict(dict)
+    for ack in batch:
+        for keys in ack.rows:
+            grouped[(ack.tenant, ack.status, ack.reason)][keys.get("ID", "")] = keys
+    return [body for (tenant, status, reason), rows in grouped.items()
+            for body in ack_messages(tenant, status, list(rows.values()), reason)]
+
+
+async def publish_acks(batch: list[AckBatch]) -> None:
+    """Send the rows of ``batch`` to the acks queue; retry until SQS takes them (holding the partition,
+    as the SFMC acker does). An entry SQS refuses for good goes to dead-letter."""
+    bodies = ack_bodies(batch)
+    delay = 1.0
+    while True:
+        try:
+            sqs = await aws.get("sqs")
+            lost = await send_messages(sqs, await queue_url(sqs, settings.sqs_acks_queue or ""), bodies)
+            break
+        except Exception as exc:  # SQS unavailable: retry the batch (a repeated ack is harmless)
+            log.warning("publishing %d ack messages failed (%s); retrying in %.0fs", len(bodies), exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+    for body, reason in lost:
+        await dead_letter.send(key="sqs-acks", value=DeadLetter(
+            stage="ack", reason=f"SQS refused the ack message: {reason}", tenant="",
+            source={"body": preview(body)}, at=time.time()))
+
+
+async def mark_received(sqs: Any, url: str, received: list[dict[str, Any]]) -> int:
+    """Mark the rows of received ack messages in SFMC, then delete the messages; returns rows marked."""
+    batches: list[AckBatch] = []
+    names = tenants()
+    pending = []
+    for message in received:
+        try:
+            parsed = parse_ack_message(message["Body"], names)
+            batches.append(AckBatch(tenant=parsed.tenant, status="processed", rows=parsed.rows))
+        except MessageRejected as exc:
+            pending.append(await dead_letter.send(key=f"sqs-acks:{exc.tenant}", value=DeadLetter(
+                stage="ack", reason=exc.reason, tenant=exc.tenant,
+                source={"queue": url, "message_id": message.get("MessageId", ""), "body": preview(message["Body"])},
+                at=time.time())))
+    async with keep_visible(sqs, url, received, settings.sqs_visibility_timeout):
+        await mark_in_sfmc(batches)
+        await asyncio.gather(*pending)
+    await delete_messages(sqs, url, received)
+    return sum(len(batch.rows) for batch in batches)
+
+
+@app.command(
+    option("--until-empty", is_flag=True, default=False, help="Stop when a receive finds the queue empty."),
+)
+async def mark_from_queue(self: Any, until_empty: bool) -> None:
+    """Mark the rows on the acks queue (LEADS_SQS_ACKS_QUEUE) processed in SFMC."""
+    if not settings.sqs_acks_queue:
+        raise SystemExit("LEADS_SQS_ACKS_QUEUE is not set")
+    marked = 0
+    try:
+        async with AwsClients(settings) as clients:
+            sqs = await clients.get("sqs")
+            url = await queue_url(sqs, settings.sqs_acks_queue)
+            while True:
+                reply = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                  WaitTimeSeconds=settings.sqs_wait_seconds,
+                                                  VisibilityTimeout=settings.sqs_visibility_timeout)
+                received = reply.get("Messages", [])
+                if received:
+                    marked += await mark_received(sqs, url, received)
+                elif until_empty:
+                    break
+    finally:
+        for unit in settings.business_units:
+            await marketing_cloud(unit.tenant).aclose()
+        if mongo.cache_info().currsize:
+            await mongo().client.close()
+        await app.producer.stop()
+    print(f"marked {marked} rows")

@@ -1,0 +1,50 @@
+"""The shell shared by the Kinesis and SQS ingress agents: bridged messages become ``click-rows``
+records (grouped by tenant and send, as the SFMC poller groups them) and rejected messages become dead
+letters; ``produce`` returns only when Kafka has acknowledged every record, so a caller may then
+checkpoint (Kinesis) or delete (SQS): at-least-once, and ingest drops repeated row IDs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from streams.app import app, settings
+from streams.aws import AwsClients
+from streams.edges import Message, MessageRejected, chunks, click_rows_key, group_messages, preview
+from streams.models import ClickRows, DeadLetter
+from streams.topics import click_rows, dead_letter
+
+ROWS_PER_RECORD = 1000
+"""At most this many rows in one ``click-rows`` record (keeps records far below Kafka's 1 MB)."""
+
+aws = AwsClients(settings)
+"""This process's AWS clients (``await aws.get("sqs")``)."""
+
+
+@app.on_before_shutdown.connect
+async def _close_aws(app_: object, **kwargs: object) -> None:
+    await aws.aclose()
+
+
+def tenants() -> frozenset[str]:
+    return frozenset(unit.tenant for unit in settings.business_units)
+
+
+async def produce(messages: Sequence[Message], rejected: Sequence[tuple[MessageRejected, bytes, dict[str, Any]]],
+                  source: str) -> None:
+    """Send the rows of ``messages`` to ``click-rows`` and each rejected message (with where it came
+    from) to ``dead-letter``; wait until Kafka acknowledged all of them."""
+    read_at = time.time()
+    pending = []
+    for (tenant, job_id), rows in group_messages(messages).items():
+        for part in chunks(rows, ROWS_PER_RECORD):
+            pending.append(await click_rows.send(key=click_rows_key(tenant, job_id), value=ClickRows(
+                tenant=tenant, rows=list(part), read_at=read_at, source=source)))
+    for exc, body, where in rejected:
+        pending.append(await dead_letter.send(key=f"{source}:{exc.tenant}", value=DeadLetter(
+            stage=source, reason=exc.reason, tenant=exc.tenant, source={**where, "body": preview(body)},
+            at=read_at)))
+    await asyncio.gather(*pending)

@@ -1,0 +1,177 @@
+"""Pure helpers for the edges (SFMC poller, Kinesis, SQS): grouping rows by send, reading bridged
+messages, Kinesis shard order and SQS batch shapes. No I/O; the agents in ``streams.agents`` call these.
+
+Message format (docs/edges.md): one JSON object per Kinesis record or SQS message,
+``{"tenant": "ien", "rows": [{...}, ...]}`` or ``{"tenant": "ien", "row": {...}}``, every row value a string.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+
+T = TypeVar("T")
+
+MAX_ROWS_PER_MESSAGE = 10_000
+SHARD_END = "SHARD_END"
+"""Checkpoint value of a shard that was read to its end (closed by a reshard)."""
+
+
+def rows_by_send(rows: Iterable[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """Rows grouped by their JobID (stripped; ``""`` for none): one ``click-rows`` record per send."""
+    by_send: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_send[(row.get("JobID") or "").strip()].append(row)
+    return dict(by_send)
+
+
+def click_rows_key(tenant: str, job_id: str) -> str:
+    return f"{tenant}:{job_id}"
+
+
+class MessageRejected(ValueError):
+    """A bridged message that cannot become click rows; ``reason`` says why (it goes to dead-letter)."""
+
+    def __init__(self, reason: str, tenant: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tenant = tenant
+
+
+@dataclass(frozen=True)
+class Message:
+    tenant: str
+    rows: list[dict[str, str]]
+
+
+def _row(value: Any, index: int) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise MessageRejected(f"row {index} is not a JSON object")
+    row: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, str):
+            row[key] = item
+        elif item is None:
+            row[key] = ""
+        elif isinstance(item, bool):  # SFMC's own spelling of booleans
+            row[key] = "True" if item else "False"
+        elif isinstance(item, int | float):
+            row[key] = str(item)
+        else:
+            raise MessageRejected(f"row {index} field {key!r} is not a string")
+    return row
+
+
+def parse_message(body: bytes | str, tenants: Collection[str]) -> Message:
+    """Read one bridged message; raise ``MessageRejected`` for bad JSON, missing fields or an unknown tenant.
+
+    Row fields themselves are checked later by ingest (which dead-letters a bad row, not the message).
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MessageRejected(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageRejected("not a JSON object")
+    tenant = data.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise MessageRejected("missing tenant")
+    if tenant not in tenants:
+        raise MessageRejected(f"tenant {tenant!r} is not a configured business unit", tenant)
+    if "rows" in data:
+        rows = data["rows"]
+        if not isinstance(rows, list):
+            raise MessageRejected("rows is not a list", tenant)
+    elif "row" in data:
+        rows = [data["row"]]
+    else:
+        raise MessageRejected("missing rows (or row)", tenant)
+    if not rows:
+        raise MessageRejected("rows is empty", tenant)
+    if len(rows) > MAX_ROWS_PER_MESSAGE:
+        raise MessageRejected(f"more than {MAX_ROWS_PER_MESSAGE} rows", tenant)
+    try:
+        return Message(tenant, [_row(row, index) for index, row in enumerate(rows)])
+    except MessageRejected as exc:
+        raise MessageRejected(exc.reason, tenant) from None
+
+
+def preview(body: bytes | str, limit: int = 2000) -> str:
+    """The start of a message body for a dead letter (bounded, always text)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def group_messages(messages: Iterable[Message]) -> dict[tuple[str, str], list[dict[str, str]]]:
+    """Rows of many messages as ``click-rows`` records: by (tenant, JobID), in arrival order."""
+    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for message in messages:
+        for job_id, rows in rows_by_send(message.rows).items():
+            groups[(message.tenant, job_id)].extend(rows)
+    return dict(groups)
+
+
+def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# --- Kinesis shards -------------------------------------------------------------------------------
+
+
+def shard_parents(shard: Mapping[str, Any]) -> list[str]:
+    return [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
+
+
+def readable_shards(shards: Sequence[Mapping[str, Any]], checkpoints: Mapping[str, str]) -> list[str]:
+    """Shard ids to read now, in list order: not finished, and every parent still listed is finished.
+
+    A parent that is no longer listed (past retention) counts as finished, so its children are read.
+    Children of a reshard thus start only after their parents' last records were produced, which keeps
+    each partition key's records in order.
+    """
+    listed = {shard["ShardId"] for shard in shards}
+    ready = []
+    for shard in shards:
+        shard_id = shard["ShardId"]
+        if checkpoints.get(shard_id) == SHARD_END:
+            continue
+        if all(checkpoints.get(p) == SHARD_END for p in shard_parents(shard) if p in listed):
+            ready.append(shard_id)
+    return ready
+
+
+def iterator_request(stream: str, shard_id: str, checkpoint: str | None, initial: str) -> dict[str, str]:
+    """``GetShardIterator`` arguments: just after the checkpoint, else the configured initial position.
+
+    A shard created by a reshard always starts at its beginning (``TRIM_HORIZON``): nothing in it was
+    read yet, whatever the initial position says; the caller passes ``initial`` accordingly.
+    """
+    if checkpoint:
+        return {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": checkpoint}
+    return {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": initial}
+
+
+# --- SQS ------------------------------------------------------------------------------------------
+
+ACK_ROWS_PER_MESSAGE = 50
+
+
+def ack_messages(tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str = "") -> list[bytes]:
+    """The bodies that carry ``rows`` (their key values) on the acks queue, at most 50 rows each."""
+    return [orjson.dumps({"tenant": tenant, "status": status, "reason": reason, "rows": list(chunk)})
+            for chunk in chunks(rows, ACK_ROWS_PER_MESSAGE)]
+
+
+def parse_ack_message(body: bytes | str, tenants: Collection[str]) -> Message:
+    """An acks-queue message: the same shape as an ingress message (``tenant``, ``rows``); rows need an ID."""
+    message = parse_message(body, tenants)
+    if not all((row.get("ID") or "").strip() for row in message.rows):
+        raise MessageRejected("a row has no ID", message.tenant)
+    return message
+
+
