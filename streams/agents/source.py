@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.app import app, settings
+from streams.edges import click_rows_key, rows_by_send
 from streams.marketing_cloud import MarketingCloudError
 from streams.models import ClickRows
 from streams.resources import marketing_cloud
@@ -33,12 +33,9 @@ async def poll(unit: BusinessUnit) -> int:
     count = 0
     try:
         async for page in marketing_cloud(unit.tenant).click_rows(since, settings.page_size):
-            by_send: dict[str, list[dict[str, str]]] = defaultdict(list)
-            for row in page:
-                by_send[(row.get("JobID") or "").strip()].append(row)
             read_at = time.time()
-            for job_id, rows in by_send.items():
-                await click_rows.send(key=f"{unit.tenant}:{job_id}",
+            for job_id, rows in rows_by_send(page).items():
+                await click_rows.send(key=click_rows_key(unit.tenant, job_id),
                                       value=ClickRows(tenant=unit.tenant, rows=rows, read_at=read_at))
             count += len(page)
         status["last_error"] = None
