@@ -144,6 +144,18 @@ def readable_shards(shards: Sequence[Mapping[str, Any]], checkpoints: Mapping[st
     return ready
 
 
+def read_to_end(shard: Mapping[str, Any], checkpoint: str | None) -> bool:
+    """A closed shard (it has an ending sequence number) whose checkpoint reached that number.
+
+    Kinesis itself signals the end with no ``NextShardIterator``; this also covers servers that keep
+    handing out iterators for a closed shard (moto does).
+    """
+    ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+    if not ending or not checkpoint or checkpoint == SHARD_END:
+        return False
+    return int(checkpoint) >= int(ending)
+
+
 def iterator_request(stream: str, shard_id: str, checkpoint: str | None, initial: str) -> dict[str, str]:
     """``GetShardIterator`` arguments: just after the checkpoint, else the configured initial position.
 

@@ -15,11 +15,19 @@ import logging
 import time
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from streams.app import app, settings
 from streams.bridge import aws, produce, tenants
-from streams.edges import SHARD_END, Message, MessageRejected, iterator_request, parse_message, readable_shards
+from streams.edges import (
+    SHARD_END,
+    Message,
+    MessageRejected,
+    iterator_request,
+    parse_message,
+    read_to_end,
+    readable_shards,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +84,15 @@ class ShardReader:
                     break
         return total
 
+    def _shard(self, shard_id: str) -> dict[str, Any]:
+        return next((shard for shard in self.shards if shard["ShardId"] == shard_id), {})
+
     async def _iterator(self, kinesis: Any, shard_id: str) -> str:
         checkpoint = self.checkpoint(shard_id)
         cached = self.iterators.get(shard_id)
         if cached and cached[1] == checkpoint:
             return cached[0]
-        shard = next((s for s in self.shards if s["ShardId"] == shard_id), {})
+        shard = self._shard(shard_id)
         initial = settings.kinesis_initial_position
         if shard.get("ParentShardId") or shard.get("AdjacentParentShardId"):
             initial = "TRIM_HORIZON"  # a child of a reshard: nothing of it has been read
@@ -117,7 +128,8 @@ class ShardReader:
             self.checkpoints[self.key(shard_id)] = checkpoint
             kinesis_status["records"] = kinesis_status.get("records", 0) + len(records)
         following = reply.get("NextShardIterator")
-        if not following:  # closed by a reshard and read to its end: its children may start
+        if not following or (not records and read_to_end(self._shard(shard_id), checkpoint)):
+            # closed by a reshard and read to its end: its children may start
             self.checkpoints[self.key(shard_id)] = SHARD_END
             self.iterators.pop(shard_id, None)
             self.listed_at = 0.0
@@ -144,7 +156,7 @@ if settings.kinesis_stream:
         try:
             await reader.tick()
             kinesis_status["last_error"] = None
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:  # AWS or Kafka unavailable: nothing was checkpointed; retry next tick
             reader.reset()
             kinesis_status["last_error"] = type(exc).__name__
             log.warning("reading Kinesis stream %s failed: %s", settings.kinesis_stream, exc)
