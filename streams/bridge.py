@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from streams.app import app, settings
 from streams.aws import AwsClients
-from streams.edges import Message, MessageRejected, chunks, click_rows_key, group_messages, preview
+from streams.edges import Message, Rejected, chunks, click_rows_key, group_messages, preview
 from streams.models import ClickRows, DeadLetter
 from streams.topics import click_rows, dead_letter
 
@@ -33,8 +32,7 @@ def tenants() -> frozenset[str]:
     return frozenset(unit.tenant for unit in settings.business_units)
 
 
-async def produce(messages: Sequence[Message], rejected: Sequence[tuple[MessageRejected, bytes, dict[str, Any]]],
-                  source: str) -> None:
+async def produce(messages: Sequence[Message], rejected: Sequence[Rejected], source: str) -> None:
     """Send the rows of ``messages`` to ``click-rows`` and each rejected message (with where it came
     from) to ``dead-letter``; wait until Kafka acknowledged all of them."""
     read_at = time.time()
@@ -43,8 +41,13 @@ async def produce(messages: Sequence[Message], rejected: Sequence[tuple[MessageR
         for part in chunks(rows, ROWS_PER_RECORD):
             pending.append(await click_rows.send(key=click_rows_key(tenant, job_id), value=ClickRows(
                 tenant=tenant, rows=list(part), read_at=read_at, source=source)))
-    for exc, body, where in rejected:
-        pending.append(await dead_letter.send(key=f"{source}:{exc.tenant}", value=DeadLetter(
-            stage=source, reason=exc.reason, tenant=exc.tenant, source={**where, "body": preview(body)},
-            at=read_at)))
+    await asyncio.gather(*pending, dead_letters(rejected, source))
+
+
+async def dead_letters(rejected: Sequence[Rejected], stage: str) -> None:
+    """Each rejected message to ``dead-letter`` (reason, where, the start of its body), acknowledged."""
+    at = time.time()
+    pending = [await dead_letter.send(key=f"{stage}:{exc.tenant}", value=DeadLetter(
+        stage=stage, reason=exc.reason, tenant=exc.tenant, source={**where, "body": preview(body)}, at=at))
+        for exc, body, where in rejected]
     await asyncio.gather(*pending)

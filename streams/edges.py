@@ -8,7 +8,7 @@ Message format (docs/edges.md): one JSON object per Kinesis record or SQS messag
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -98,6 +98,25 @@ def parse_message(body: bytes | str, tenants: Collection[str]) -> Message:
         return Message(tenant, [_row(row, index) for index, row in enumerate(rows)])
     except MessageRejected as exc:
         raise MessageRejected(exc.reason, tenant) from None
+
+
+Rejected = tuple[MessageRejected, bytes | str, dict[str, Any]]
+"""A poison message: why, its body, and where it came from (stream/shard/sequence, queue/message id)."""
+
+
+def parse_all(items: Iterable[tuple[bytes | str, dict[str, Any]]], tenants: Collection[str],
+              parse: Callable[[bytes | str, Collection[str]], Message] | None = None,
+              ) -> tuple[list[Message], list[Rejected]]:
+    """Parse (body, where) pairs into the good messages and the rejected ones."""
+    parse = parse or parse_message
+    messages: list[Message] = []
+    rejected: list[Rejected] = []
+    for body, where in items:
+        try:
+            messages.append(parse(body, tenants))
+        except MessageRejected as exc:
+            rejected.append((exc, body, where))
+    return messages, rejected
 
 
 def preview(body: bytes | str, limit: int = 2000) -> str:

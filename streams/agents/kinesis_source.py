@@ -19,15 +19,7 @@ from botocore.exceptions import ClientError
 
 from streams.app import app, settings
 from streams.bridge import aws, produce, tenants
-from streams.edges import (
-    SHARD_END,
-    Message,
-    MessageRejected,
-    iterator_request,
-    parse_message,
-    read_to_end,
-    readable_shards,
-)
+from streams.edges import SHARD_END, iterator_request, parse_all, read_to_end, readable_shards
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +106,9 @@ class ShardReader:
         records = reply.get("Records", [])
         checkpoint = self.checkpoint(shard_id)
         if records:
-            messages: list[Message] = []
-            rejected = []
-            names = tenants()
-            for record in records:
-                try:
-                    messages.append(parse_message(record["Data"], names))
-                except MessageRejected as exc:
-                    where = {"stream": self.stream, "shard": shard_id, "sequence": record["SequenceNumber"]}
-                    rejected.append((exc, record["Data"], where))
+            messages, rejected = parse_all(((record["Data"], {
+                "stream": self.stream, "shard": shard_id, "sequence": record["SequenceNumber"]})
+                for record in records), tenants())
             await produce(messages, rejected, "kinesis")
             checkpoint = records[-1]["SequenceNumber"]
             self.checkpoints[self.key(shard_id)] = checkpoint

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -19,11 +18,10 @@ from faust.cli import option
 from streams.agents.acker import mark_in_sfmc
 from streams.app import app, settings
 from streams.aws import AwsClients, delete_messages, keep_visible, queue_url, send_messages
-from streams.bridge import aws, tenants
-from streams.edges import MessageRejected, ack_messages, parse_ack_message, preview
-from streams.models import AckBatch, DeadLetter
+from streams.bridge import aws, dead_letters, tenants
+from streams.edges import MessageRejected, ack_messages, parse_ack_message, parse_all
+from streams.models import AckBatch
 from streams.resources import marketing_cloud, mongo
-from streams.topics import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -52,29 +50,18 @@ async def publish_acks(batch: list[AckBatch]) -> None:
             log.warning("publishing %d ack messages failed (%s); retrying in %.0fs", len(bodies), exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
-    for body, reason in lost:
-        await dead_letter.send(key="sqs-acks", value=DeadLetter(
-            stage="ack", reason=f"SQS refused the ack message: {reason}", tenant="",
-            source={"body": preview(body)}, at=time.time()))
+    await dead_letters([(MessageRejected(f"SQS refused the ack message: {reason}"), body, {"queue": "acks"})
+                        for body, reason in lost], "ack")
 
 
 async def mark_received(sqs: Any, url: str, received: list[dict[str, Any]]) -> int:
     """Mark the rows of received ack messages in SFMC, then delete the messages; returns rows marked."""
-    batches: list[AckBatch] = []
-    names = tenants()
-    pending = []
-    for message in received:
-        try:
-            parsed = parse_ack_message(message["Body"], names)
-            batches.append(AckBatch(tenant=parsed.tenant, status="processed", rows=parsed.rows))
-        except MessageRejected as exc:
-            pending.append(await dead_letter.send(key=f"sqs-acks:{exc.tenant}", value=DeadLetter(
-                stage="ack", reason=exc.reason, tenant=exc.tenant,
-                source={"queue": url, "message_id": message.get("MessageId", ""), "body": preview(message["Body"])},
-                at=time.time())))
+    parsed, rejected = parse_all(((message["Body"], {"queue": url, "message_id": message.get("MessageId", "")})
+                                  for message in received), tenants(), parse_ack_message)
+    batches = [AckBatch(tenant=message.tenant, status="processed", rows=message.rows) for message in parsed]
     async with keep_visible(sqs, url, received, settings.sqs_visibility_timeout):
         await mark_in_sfmc(batches)
-        await asyncio.gather(*pending)
+        await dead_letters(rejected, "ack")
     await delete_messages(sqs, url, received)
     return sum(len(batch.rows) for batch in batches)
 

@@ -16,7 +16,7 @@ from typing import Any
 from streams.app import app, settings
 from streams.aws import delete_messages, keep_visible, queue_url
 from streams.bridge import aws, produce, tenants
-from streams.edges import Message, MessageRejected, parse_message
+from streams.edges import parse_all
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,8 @@ sqs_status: dict[str, Any] = {"messages": 0, "rejected": 0}
 
 async def handle(sqs: Any, url: str, received: list[dict[str, Any]]) -> None:
     """Produce one received batch, then delete it: never the other way round."""
-    messages: list[Message] = []
-    rejected = []
-    names = tenants()
-    for message in received:
-        try:
-            messages.append(parse_message(message["Body"], names))
-        except MessageRejected as exc:
-            rejected.append((exc, message["Body"], {"queue": url, "message_id": message.get("MessageId", "")}))
+    messages, rejected = parse_all(((message["Body"], {"queue": url, "message_id": message.get("MessageId", "")})
+                                    for message in received), tenants())
     async with keep_visible(sqs, url, received, settings.sqs_visibility_timeout):
         await produce(messages, rejected, "sqs")
     await delete_messages(sqs, url, received)
