@@ -1,0 +1,27 @@
+"""A worker whose MongoDB writes are counted, not sent: ``python -m bench.dry_worker worker -l info``.
+
+Stand-in for a ``LEADS_MONGO_DRY_RUN`` setting (proposed, not in ``streams`` yet): it replaces
+``streams.mongo.bulk_upsert`` before the agents import it. Reads (flags, url-acknowledgments, indexes)
+still go to MongoDB; they are few.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streams.mongo
+
+WRITES: dict[str, int] = {}
+
+
+async def counted_upsert(collection: str, ops: Sequence[Any]) -> None:
+    WRITES[collection] = WRITES.get(collection, 0) + len(ops)
+
+
+streams.mongo.bulk_upsert = counted_upsert  # type: ignore[assignment]
+
+if __name__ == "__main__":
+    from streams.app import main
+
+    main()

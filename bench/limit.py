@@ -1,0 +1,144 @@
+"""The Mongo limit: the final documents of a dataset, built with the project's own builders, written to
+an empty database with unordered bulk upserts straight from pymongo (no Kafka, no SFMC in the timing).
+
+The entity records are read once from the emulator with the project's SFMC client (before the timed
+part), turned into the snapshots the resolvers would publish and into the sinks' ``UpdateOne``s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, MongoClient, UpdateOne
+
+from streams import documents
+from streams.clicks import RowRejected, click_updates, parse_row
+from streams.entities import entity
+from streams.marketing_cloud import MarketingCloudClient
+from streams.models import ClickEvent, EntitySnapshot
+from streams.mongo import INDEXES
+from streams.settings import BusinessUnit
+
+
+def to_data(record: Any) -> dict[str, Any]:
+    """As ``streams.tables.entities.to_data`` (not imported: that module builds the faust app)."""
+    return {key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in dataclasses.asdict(record).items()}
+
+
+def unit_settings(unit: dict[str, Any], emulator_url: str) -> dict[str, Any]:
+    return {"tenant": unit["tenant"], "mid": unit.get("mid"), "client_id": unit["client_id"],
+            "client_secret": unit["client_secret"], "auth_base_url": emulator_url,
+            "click_log_key": unit["click_log_key"], "click_log_object_id": unit["click_log_object_id"],
+            "skip_job_ids": unit.get("skip_job_ids", [])}
+
+
+def events_of(unit: dict[str, Any]) -> tuple[list[tuple[str, ClickEvent]], int]:
+    """(send entity, event) for every row the pipeline turns into a click (first reading of a row ID),
+    and the number of rows it acks (clicks + skipped rows)."""
+    tenant, skip = unit["tenant"], frozenset(unit.get("skip_job_ids", []))
+    seen: set[str] = set()
+    events: list[tuple[str, ClickEvent]] = []
+    acked = 0
+    for row in unit["rows"]:
+        row_id = (row.get("ID") or "").strip()
+        if row_id in seen:
+            continue
+        seen.add(row_id)
+        try:
+            event = parse_row(tenant, row, skip)
+        except RowRejected as exc:
+            acked += exc.skip
+            continue
+        events.append((entity(tenant, "send", row["JobID"].strip()), event))
+        acked += 1
+    return events, acked
+
+
+async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[str, Any]:
+    """Every write of a clean run, by collection, plus the distinct entities it refers to."""
+    ops: dict[str, list[UpdateOne]] = defaultdict(list)
+    entities: dict[str, int] = defaultdict(int)
+    url_ids = {ack["shortId"]: [ObjectId(u) for u in ack["urlIds"]] for ack in dataset["url_acknowledgments"]}
+    acked_total = 0
+    for unit in dataset["units"]:
+        tenant = unit["tenant"]
+        events, acked = events_of(unit)
+        acked_total += acked
+        guid_ops, bot_ops = click_updates(events)
+        ops["event-email-clicks"] += guid_ops
+        ops["event-email-clicks:bots"] += bot_ops
+        acks: dict[str, set[str]] = defaultdict(set)
+        for send, event in events:
+            acks[send].add(event.ack)
+        send_ids = sorted({send.rpartition("*")[2] for send, _ in events})
+        subscriber_ids = sorted({event.subscriber.rpartition("*")[2] for _, event in events})
+        async with MarketingCloudClient(BusinessUnit(**unit_settings(unit, emulator_url))) as client:
+            sends = await client.sends(send_ids)
+            subscribers = await client.subscribers(subscriber_ids)
+            emails = await client.emails({s.email_id for s in sends if s.email_id})
+            folders: dict[int, Any] = {}
+            wanted = {e.category_id for e in emails if e.category_id}
+            while wanted:
+                for folder in await client.folders(wanted):
+                    folders[folder.id] = folder
+                wanted = {f.parent_id for f in folders.values() if f.parent_id and f.parent_id not in folders}
+        now = time.time()
+
+        def snap(kind: str, record: Any, tenant: str = tenant, now: float = now, **data: Any) -> EntitySnapshot:
+            return EntitySnapshot(entity=entity(tenant, kind, record.id), tenant=tenant, kind=kind,
+                                  data={**to_data(record), **data}, retrieved_at=now)
+
+        def path(folder: Any, folders: dict[int, Any] = folders) -> list[str]:
+            names = [folder.name]
+            while folder.parent_id and folder.parent_id in folders:
+                folder = folders[folder.parent_id]
+                names.append(folder.name)
+            return names[::-1]
+
+        ops["identities"] += [documents.identity_update(snap("subscriber", s)) for s in subscribers]
+        ops["email-categories"] += [documents.category_update(snap("category", f, path=path(f)))
+                                    for f in folders.values()]
+        email_snaps = {e.id: snap("email", e) for e in emails}
+        ops["email-deployments"] += [documents.deployment_update(s, {}) for s in email_snaps.values()]
+        ops["email-categories"] += [documents.category_has_deployments(tenant, e.category_id)
+                                    for e in emails if e.category_id]
+        for send in sends:
+            send_snap = snap("send", send).derive(acks=sorted(acks[entity(tenant, "send", send.id)]))
+            ops["email-sends"].append(documents.send_update(send_snap, {}))
+            email = email_snaps.get(send.email_id) if send.email_id else None
+            category = documents.category_ref(email) if email else None
+            ops["email-send-urls"] += documents.send_url_updates(send_snap, category, url_ids)
+        for kind, count in (("send", len(sends)), ("subscriber", len(subscribers)), ("email", len(emails)),
+                            ("category", len(folders))):
+            entities[kind] += count
+    return {"ops": dict(ops), "entities": dict(entities), "acked_rows": acked_total}
+
+
+def write_limit(mongo_url: str, database: str, ops: dict[str, list[UpdateOne]], bulk: int = 1000) -> dict[str, Any]:
+    """Write ``ops`` into an empty ``database`` (indexes as the worker creates them); time the writes only."""
+    client: MongoClient = MongoClient(mongo_url, tz_aware=True)
+    try:
+        client.drop_database(database)
+        db = client[database]
+        for name, (fields, unique) in INDEXES.items():
+            db[name].create_index([(f, ASCENDING) for f in fields], unique=unique)
+        order = ["identities", "email-categories", "email-deployments", "email-sends", "email-send-urls",
+                 "event-email-clicks", "event-email-clicks:bots"]
+        count = 0
+        started = time.perf_counter()
+        for name in order:
+            items = ops.get(name, [])
+            for i in range(0, len(items), bulk):
+                db[name.partition(":")[0]].bulk_write(items[i : i + bulk], ordered=False)
+            count += len(items)
+        seconds = time.perf_counter() - started
+        return {"operations": count, "seconds": seconds, "ops_per_s": count / seconds if seconds else 0.0}
+    finally:
+        client.drop_database(database)
+        client.close()

@@ -1,0 +1,382 @@
+"""Issue 6 benchmarks on the local stack (``python -m stack up`` first) and an instrumented SFMC emulator.
+
+    .venv/bin/python -m bench.run --rows 200000 --sends 300 --subscribers 60000 --emails 150 \\
+        --categories 40 --runs 3 --soap-latency 150 --rest-latency 80
+    .venv/bin/python -m bench.run --quick          # small smoke size, one run
+
+Per run, on a fresh emulator process with the same dataset and knobs (see BENCHMARKS.md):
+  limit     the final documents written straight to MongoDB (``bench.limit``)
+  live      a real worker process; rows/s from the first poll to the last ack, read-to-ack p50/p99,
+            SFMC calls by type, worker peak memory (VmHWM)
+  replay    ``python -m streams replay --database X`` of that run's topics; SFMC calls during it
+  raw       raw aiokafka consume-and-produce of the same click-rows messages (``bench.raw_kafka``)
+  dry       a worker with MongoDB writes counted, not sent (``bench.dry_worker``), SFMC latency 0
+  baseline  the original design's algorithm (``bench.baseline``), bounded by --baseline-seconds
+Results: a JSON file per invocation under ``bench/results/`` and a summary on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from bson import ObjectId
+from pymongo import MongoClient
+
+from streams.marketing_cloud.emulator.generator import Sizes, generate
+from streams.marketing_cloud.values import SERVER_TZ
+
+from .baseline import run_baseline
+from .limit import final_operations, unit_settings, write_limit
+from .raw_kafka import run_raw
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".stack" / "bench"
+RESULTS = ROOT / "bench" / "results"
+KAFKA = "127.0.0.1:19092"
+MONGO = "mongodb://127.0.0.1:27018/?directConnection=true"
+FETCH_CALLS = ("soap:Send", "soap:Subscriber", "soap:Email", "soap:DataFolder", "rest:asset-query")
+POLL_CALLS = ("soap:DataExtensionObject", "soap:continue")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmulatorProcess:
+    """``python -m bench.emulator`` with the dataset file and latency knobs."""
+
+    def __init__(self, dataset_path: Path, soap_ms: float, rest_ms: float, name: str) -> None:
+        self.log_path = WORK / f"{name}-emulator.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.emulator", "--dataset", str(dataset_path), "--port", str(_free_port()),
+             "--soap-latency", str(soap_ms), "--rest-latency", str(rest_ms)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_path.open("ab"), text=True)
+        assert self.process.stdout is not None
+        self.url: str = json.loads(self.process.stdout.readline())["url"]
+
+    def get(self, path: str) -> Any:
+        return httpx.get(f"{self.url}{path}", timeout=60).json()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return httpx.post(f"{self.url}{path}", json=body, timeout=60).json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+class WorkerProcess:
+    """A worker subprocess (``module``: streams or bench.dry_worker) with its memory sampled every 0.5 s."""
+
+    def __init__(self, env: dict[str, str], name: str, module: str = "streams", profile: Path | None = None) -> None:
+        self.log_path = WORK / f"{name}-worker.log"
+        command = [sys.executable, "-m", module, "worker", "-l", "warn"]
+        if profile is not None:
+            command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile),
+                       "-m", module, "worker", "-l", "warn"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log_path.open("ab"),
+                                        stderr=subprocess.STDOUT)
+        self.peak_kb = 0
+        self.rss_samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        status = Path(f"/proc/{self.process.pid}/status")
+        while not self._stop.wait(0.5):
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            except OSError:
+                return
+            self.peak_kb = max(self.peak_kb, int(fields.get("VmHWM", "0 kB").split()[0]))
+            self.rss_samples.append((time.time(), int(fields.get("VmRSS", "0 kB").split()[0])))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def worker_env(dataset: dict[str, Any], emulator_url: str, database: str, prefix: str, poll_interval: float,
+               data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEADS_")}
+    env.update({
+        "LEADS_BUSINESS_UNITS": json.dumps([unit_settings(u, emulator_url) for u in dataset["units"]]),
+        "LEADS_BROKER": f"kafka://{KAFKA}", "LEADS_MONGO_URL": MONGO, "LEADS_MONGO_DATABASE": database,
+        "LEADS_APP_ID": f"bench-{prefix}", "LEADS_TOPIC_PREFIX": f"{prefix}.",
+        "LEADS_POLL_INTERVAL": str(poll_interval), "LEADS_LOOKBACK_SECONDS": str(20 * 365 * 24 * 3600),
+        "LEADS_DATA_DIR": str(data_dir), "LEADS_WEB_PORT": str(_free_port()),
+    })
+    return env
+
+
+def seed_acks(dataset: dict[str, Any], database: str) -> None:
+    client: MongoClient = MongoClient(MONGO)
+    client.drop_database(database)
+    client[database]["url-acknowledgments"].insert_many([
+        {"shortId": a["shortId"], "urlIds": [ObjectId(u) for u in a["urlIds"]]}
+        for a in dataset["url_acknowledgments"]])
+    client.close()
+
+
+def drive_worker(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float) -> dict[str, Any]:
+    """Wait until ``expected`` rows are marked (or nothing moves for 30 s, or ``timeout``); the marks."""
+    started, last, moved = time.monotonic(), -1, time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not worker.alive():
+            raise RuntimeError(f"worker exited with {worker.process.returncode}; see {worker.log_path}")
+        marks = emulator.get("_bench/marks")
+        if marks["rows_marked"] != last:
+            last, moved = marks["rows_marked"], time.monotonic()
+        if marks["rows_marked"] >= expected or (last > 0 and time.monotonic() - moved > 30):
+            break
+        time.sleep(1)
+    marks = emulator.get("_bench/marks")
+    marks["timed_out"] = time.monotonic() - started >= timeout
+    if marks["first_poll"] and marks["last_mark"]:
+        marks["seconds"] = marks["last_mark"] - marks["first_poll"]
+        marks["rows_per_s"] = marks["rows_marked"] / marks["seconds"]
+    return marks
+
+
+def calls_summary(counts: dict[str, int], rows: int, entities: int, in_batch: int) -> dict[str, Any]:
+    fetch = sum(counts.get(k, 0) for k in FETCH_CALLS)
+    polls = sum(counts.get(k, 0) for k in POLL_CALLS)
+    bound = 1.1 * entities / in_batch + polls
+    return {"by_type": counts, "per_10k_rows": {k: v * 10000 / rows for k, v in counts.items()},
+            "fetch_calls": fetch, "poll_calls": polls, "rowset_calls": counts.get("rest:rowset", 0),
+            "all_calls": sum(v for k, v in counts.items() if not k.startswith(("returned:", "http"))),
+            "goal_bound": bound, "fetch_plus_polls": fetch + polls, "goal_met": fetch + polls <= bound}
+
+
+def drop(database: str) -> None:
+    client: MongoClient = MongoClient(MONGO)
+    client.drop_database(database)
+    client.close()
+
+
+async def delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix) or t.startswith(f"bench-{prefix}")]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], dataset_path: Path,
+            final: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    result: dict[str, Any] = {"run": index}
+    rows = sum(len(u["rows"]) for u in dataset["units"])
+    tag = f"b{uuid.uuid4().hex[:8]}"
+    emulator = EmulatorProcess(dataset_path, 0, 0, f"{tag}-live")
+    try:
+        if final is None:
+            log("computing the final documents with the project's builders")
+            final = asyncio.run(final_operations(dataset, emulator.url))
+        reject = {r for u in dataset["units"] for r in u.get("reject_row_ids", [])}
+        expected = final["acked_rows"] - len(reject)
+        entities = sum(final["entities"].values())
+        result["entities"] = final["entities"]
+        log(f"run {index}: limit (unordered bulk upserts of {sum(map(len, final['ops'].values()))} operations)")
+        limit = write_limit(MONGO, f"bench_limit_{tag}", final["ops"])
+        limit["rows_per_s"] = final["acked_rows"] / limit["seconds"]
+        result["limit"] = limit
+        emulator.post("_emulator/config", {"latency_ms": {"soap": args.soap_latency, "rest": args.rest_latency}})
+        emulator.post("_emulator/reset-counts")
+        database = f"bench_live_{tag}"
+        seed_acks(dataset, database)
+        env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data")
+        log(f"run {index}: live worker ({rows} rows, {expected} to be marked)")
+        profile = WORK / f"{tag}-profile.txt" if args.profile else None
+        worker = WorkerProcess(env, f"{tag}-live", profile=profile)
+        try:
+            live = drive_worker(emulator, worker, expected, args.timeout)
+        finally:
+            peak = worker.peak_kb
+            worker.stop()
+        live["expected"] = expected
+        live["worker_vmhwm_mb"] = peak / 1024
+        result["live"] = live
+        if profile is not None:
+            result["profile"] = str(profile)
+        counts = emulator.get("_emulator/counts")["total"]
+        result["calls"] = calls_summary(counts, rows, entities, args.in_batch)
+        if not args.skip_replay:
+            before = emulator.get("_emulator/counts")["total"]
+            replay_db = f"bench_replay_{tag}"
+            seed_acks(dataset, replay_db)
+            log(f"run {index}: replay")
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "streams", "replay", "--database", replay_db], cwd=ROOT,
+                                  env=env, capture_output=True, text=True, timeout=args.timeout)
+            seconds = time.perf_counter() - start
+            after = emulator.get("_emulator/counts")["total"]
+            client: MongoClient = MongoClient(MONGO)
+            docs = {name: (client[database][name].count_documents({}), client[replay_db][name].count_documents({}))
+                    for name in ("event-email-clicks", "identities", "email-sends", "email-deployments",
+                                 "email-categories", "email-send-urls")}
+            client.close()
+            result["replay"] = {"seconds": seconds, "returncode": done.returncode,
+                                "sfmc_calls": {k: after.get(k, 0) - before.get(k, 0) for k in after
+                                               if after.get(k, 0) != before.get(k, 0)},
+                                "documents_live_vs_replay": docs,
+                                "rows_per_s": live.get("rows_marked", 0) / seconds}
+            if done.returncode:
+                result["replay"]["stderr"] = done.stderr[-2000:]
+            drop(replay_db)
+        drop(database)
+    finally:
+        emulator.stop()
+    log(f"run {index}: raw aiokafka")
+    result["raw"] = asyncio.run(run_raw(KAFKA, dataset))
+    if not args.skip_dry:
+        emulator = EmulatorProcess(dataset_path, 0, 0, f"{tag}-dry")
+        try:
+            database = f"bench_dry_{tag}"
+            seed_acks(dataset, database)
+            env = worker_env(dataset, emulator.url, database, f"{tag}d", args.poll_interval, WORK / f"{tag}d-data")
+            log(f"run {index}: dry worker (Mongo writes counted, SFMC latency 0)")
+            worker = WorkerProcess(env, f"{tag}-dry", module="bench.dry_worker")
+            try:
+                dry = drive_worker(emulator, worker, expected, args.timeout)
+            finally:
+                dry["worker_vmhwm_mb"] = worker.peak_kb / 1024
+                worker.stop()
+            result["dry"] = dry
+            drop(database)
+        finally:
+            emulator.stop()
+    if args.baseline_seconds > 0:
+        emulator = EmulatorProcess(dataset_path, args.soap_latency, args.rest_latency, f"{tag}-base")
+        try:
+            log(f"run {index}: baseline for {args.baseline_seconds:g} s")
+            base = asyncio.run(run_baseline(dataset, emulator.url, MONGO, f"bench_base_{tag}", args.baseline_seconds))
+            counts = emulator.get("_emulator/counts")["total"]
+            base["calls"] = {k: v for k, v in counts.items() if not k.startswith(("returned:", "http"))}
+            base["calls_per_10k_rows"] = sum(base["calls"].values()) * 10000 / max(1, base["rows"])
+            result["baseline"] = base
+        finally:
+            emulator.stop()
+    asyncio.run(delete_topics(tag))
+    return result, final
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float | None]:
+    live = result.get("live", {}).get("rows_per_s")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
+    calls = result.get("calls", {})
+    ours_per_10k = calls.get("all_calls", 0) * 10000 / max(1, result.get("live", {}).get("rows_marked", 1))
+    base = result.get("baseline", {})
+    return {
+        "live_over_limit": ratio(live, result.get("limit", {}).get("rows_per_s")),
+        "dry_over_raw": ratio(result.get("dry", {}).get("rows_per_s"), result.get("raw", {}).get("rows_per_s")),
+        "live_over_raw": ratio(live, result.get("raw", {}).get("rows_per_s")),
+        "baseline_calls_over_ours": ratio(base.get("calls_per_10k_rows"), ours_per_10k),
+        "live_over_baseline": ratio(live, base.get("rows_per_s")),
+        "replay_over_live_time": ratio(result.get("replay", {}).get("seconds"), result.get("live", {}).get("seconds")),
+    }
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in (("rows", 200000), ("sends", 300), ("subscribers", 60000), ("emails", 150),
+                          ("categories", 40), ("units", 1), ("days", 3), ("seed", 1), ("runs", 3)):
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--soap-latency", type=float, default=150.0, help="ms per SOAP call")
+    parser.add_argument("--rest-latency", type=float, default=80.0, help="ms per REST call")
+    parser.add_argument("--poll-interval", type=float, default=30.0, help="worker LEADS_POLL_INTERVAL")
+    parser.add_argument("--in-batch", type=int, default=500, help="the worker's LEADS_IN_BATCH_SIZE (for the goal)")
+    parser.add_argument("--baseline-seconds", type=float, default=60.0, help="0 skips the baseline")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per worker run")
+    parser.add_argument("--skip-dry", action="store_true")
+    parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="run the live worker under pyinstrument")
+    parser.add_argument("--quick", action="store_true", help="5,000 rows, one run, 20 s baseline")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.sends, args.subscribers, args.emails, args.categories = 5000, 40, 1500, 20, 10
+        args.runs, args.baseline_seconds, args.poll_interval = 1, 20.0, 5.0
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    sizes = Sizes(rows=args.rows, sends=args.sends, subscribers=args.subscribers, emails=args.emails,
+                  categories=args.categories, units=args.units, days=args.days)
+    dataset = generate(sizes, args.seed, datetime.now(SERVER_TZ).replace(microsecond=0))
+    dataset_path = WORK / f"dataset-{uuid.uuid4().hex[:8]}.json"
+    dataset_path.write_text(json.dumps(dataset, separators=(",", ":")))
+    log(f"dataset {sizes} -> {dataset_path}")
+    runs: list[dict[str, Any]] = []
+    final = None
+    try:
+        for index in range(1, args.runs + 1):
+            result, final = one_run(args, index, dataset, dataset_path, final)
+            result["ratios"] = ratios(result)
+            runs.append(result)
+            log(f"run {index}: {json.dumps(result['ratios'])}")
+    finally:
+        dataset_path.unlink(missing_ok=True)
+    summary = {
+        "live_rows_per_s": median([r["live"].get("rows_per_s") for r in runs]),
+        "live_p50_s": median([r["live"]["latency"]["p50"] for r in runs]),
+        "live_p99_s": median([r["live"]["latency"]["p99"] for r in runs]),
+        "limit_rows_per_s": median([r["limit"]["rows_per_s"] for r in runs]),
+        "raw_rows_per_s": median([r["raw"]["rows_per_s"] for r in runs]),
+        "dry_rows_per_s": median([r.get("dry", {}).get("rows_per_s") for r in runs]),
+        "baseline_rows_per_s": median([r.get("baseline", {}).get("rows_per_s") for r in runs]),
+        "replay_seconds": median([r.get("replay", {}).get("seconds") for r in runs]),
+        "live_seconds": median([r["live"].get("seconds") for r in runs]),
+        "worker_vmhwm_mb": median([r["live"]["worker_vmhwm_mb"] for r in runs]),
+        **{f"median_{k}": median([r["ratios"][k] for r in runs]) for k in runs[0]["ratios"]},
+    }
+    out = {"args": vars(args), "sizes": vars(sizes) if hasattr(sizes, "__dict__") else str(sizes),
+           "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0]}, "runs": runs, "summary": summary}
+    path = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.rows}.json"
+    path.write_text(json.dumps(out, indent=1, default=str))
+    print(json.dumps(summary, indent=1))
+    log(f"results in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
