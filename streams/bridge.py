@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from streams.app import app, settings
 from streams.aws import AwsClients
@@ -24,7 +25,7 @@ aws = AwsClients(settings)
 
 
 @app.on_before_shutdown.connect
-async def _close_aws(app_: object, **kwargs: object) -> None:
+async def _close_aws(app_: Any, *args: Any, **kwargs: Any) -> None:
     await aws.aclose()
 
 

@@ -98,3 +98,10 @@ def test_a_closed_shard_is_done_at_its_ending_sequence_number() -> None:
     assert read_to_end(closed, "90") and read_to_end(closed, "91")
     assert not read_to_end(closed, "89") and not read_to_end(closed, None)
     assert not read_to_end({"ShardId": "s1", "SequenceNumberRange": {"StartingSequenceNumber": "1"}}, "500")
+
+
+def test_the_aws_secret_never_prints() -> None:
+    from streams.settings import load_settings
+
+    settings = load_settings(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="s3cr3t-value")
+    assert "s3cr3t-value" not in repr(settings) and "s3cr3t-value" not in str(settings.model_dump())
