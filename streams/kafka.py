@@ -53,7 +53,7 @@ async def read_topic(topic: str) -> list[dict[str, Any]]:
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         values: list[dict[str, Any]] = []
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             for messages in (await consumer.getmany(timeout_ms=1000)).values():
                 values.extend(orjson.loads(message.value) for message in messages if message.value)
         return values

@@ -24,7 +24,7 @@ def marketing_cloud(tenant: str) -> MarketingCloudClient:
     return MarketingCloudClient(settings.unit(tenant))
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
 async def _close(app_: object, **kwargs: object) -> None:
     for tenant in {unit.tenant for unit in settings.business_units}:
         if marketing_cloud.cache_info().currsize:
