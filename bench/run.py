@@ -221,7 +221,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         seed_acks(dataset, database)
         env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data")
         log(f"run {index}: live worker ({rows} rows, {expected} to be marked)")
-        profile = WORK / f"{tag}-profile.txt" if args.profile else None
+        profile = WORK / f"{tag}-profile.txt" if args.profile and index == args.runs else None
         worker = WorkerProcess(env, f"{tag}-live", profile=profile)
         try:
             live = drive_worker(emulator, worker, expected, args.timeout)
@@ -255,8 +255,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
                                                if after.get(k, 0) != before.get(k, 0)},
                                 "documents_live_vs_replay": docs,
                                 "rows_per_s": live.get("rows_marked", 0) / seconds}
-            if done.returncode:
-                result["replay"]["stderr"] = done.stderr[-2000:]
+            result["replay"]["output"] = (done.stdout[-1500:], done.stderr[-1500:])
             drop(replay_db)
         drop(database)
     finally:
@@ -291,7 +290,9 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
             result["baseline"] = base
         finally:
             emulator.stop()
-    asyncio.run(delete_topics(tag))
+    if not args.keep_topics:
+        asyncio.run(delete_topics(tag))
+    result["topic_prefix"] = tag
     return result, final
 
 
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per worker run")
     parser.add_argument("--skip-dry", action="store_true")
     parser.add_argument("--skip-replay", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="run the live worker under pyinstrument")
+    parser.add_argument("--keep-topics", action="store_true", help="leave the run's Kafka topics")
+    parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")
     parser.add_argument("--quick", action="store_true", help="5,000 rows, one run, 20 s baseline")
     args = parser.parse_args(argv)
     if args.quick:
