@@ -158,6 +158,27 @@ def _wait_ready(launched: dict[str, tuple[Service, int, float]], cfg: config.Con
     return times
 
 
+def _needs_start(svc: Service, cfg: config.Config, echo: Echo, launched: dict[str, tuple[Service, int, float]]) -> bool:
+    current = service_status(svc, cfg)
+    if current.state == "absent":
+        echo(f"{svc.name}: skipped ({current.note})")
+    elif current.state == "up":
+        echo(f"{svc.name}: already running on port {current.port} (pid {current.pid})")
+    elif current.state == "external":
+        if not svc.ready(cfg):
+            raise StackError(
+                f"{svc.name}: port {current.port} is in use by a process this stack did not start; "
+                f"stop it or set LEADS_STACK_{svc.name.upper()}_PORT"
+            )
+        echo(f"{svc.name}: already served on port {current.port} by a process not started here")
+    elif current.state == "starting":
+        assert current.pid is not None
+        launched[svc.name] = (svc, current.pid, time.monotonic())
+    else:
+        return True
+    return False
+
+
 def up(names: Iterable[str] | None = None, echo: Echo = print) -> dict[str, float]:
     """Start the named services (default: all that exist here); leave running ones alone.
 
@@ -166,30 +187,14 @@ def up(names: Iterable[str] | None = None, echo: Echo = print) -> dict[str, floa
     cfg = config.load()
     with _locked(cfg):
         launched: dict[str, tuple[Service, int, float]] = {}
-        to_start = []
-        for svc in _select(names):
-            current = service_status(svc, cfg)
-            if current.state == "absent":
-                echo(f"{svc.name}: skipped ({current.note})")
-            elif current.state == "up":
-                echo(f"{svc.name}: already running on port {current.port} (pid {current.pid})")
-            elif current.state == "external":
-                if not svc.ready(cfg):
-                    raise StackError(
-                        f"{svc.name}: port {current.port} is in use by a process this stack did not start; "
-                        f"stop it or set LEADS_STACK_{svc.name.upper()}_PORT"
-                    )
-                echo(f"{svc.name}: already served on port {current.port} by a process not started here")
-            elif current.state == "starting":
-                assert current.pid is not None
-                launched[svc.name] = (svc, current.pid, time.monotonic())
-            else:
-                to_start.append(svc)
+        to_start = [svc for svc in _select(names) if _needs_start(svc, cfg, echo, launched)]
         for svc in to_start:
             began = time.monotonic()
             svc.prepare(cfg, echo)
             if time.monotonic() - began > 1:
                 echo(f"{svc.name}: prepared in {time.monotonic() - began:.1f}s")
+        # A long first preparation (a build) leaves time for another checkout's stack to take a port.
+        to_start = [svc for svc in to_start if _needs_start(svc, cfg, echo, launched)]
         for svc in to_start:
             launched[svc.name] = (svc, _spawn(svc, cfg).pid, time.monotonic())
         return _wait_ready(launched, cfg, echo)

@@ -26,12 +26,19 @@ DATABASE = "leads_demo"
 
 def business_units(dataset: dict[str, Any], emulator_url: str) -> list[dict[str, Any]]:
     """Worker settings (``LEADS_BUSINESS_UNITS``) for every BU of an emulator dataset."""
-    return [{
-        "tenant": unit["tenant"], "mid": unit.get("mid"), "client_id": unit["client_id"],
-        "client_secret": unit["client_secret"], "auth_base_url": emulator_url,
-        "click_log_key": unit["click_log_key"], "click_log_object_id": unit["click_log_object_id"],
-        "skip_job_ids": unit.get("skip_job_ids", []),
-    } for unit in dataset["units"]]
+    return [
+        {
+            "tenant": unit["tenant"],
+            "mid": unit.get("mid"),
+            "client_id": unit["client_id"],
+            "client_secret": unit["client_secret"],
+            "auth_base_url": emulator_url,
+            "click_log_key": unit["click_log_key"],
+            "click_log_object_id": unit["click_log_object_id"],
+            "skip_job_ids": unit.get("skip_job_ids", []),
+        }
+        for unit in dataset["units"]
+    ]
 
 
 def _pending(cfg: Config, dataset: dict[str, Any]) -> int:
@@ -53,21 +60,35 @@ def main() -> int:
     dataset = json.loads(dataset_path.read_text())
     mongo: MongoClient = MongoClient(cfg.mongo_url)
     mongo.drop_database(DATABASE)
-    mongo[DATABASE]["url-acknowledgments"].insert_many([
-        {"shortId": ack["shortId"], "urlIds": [ObjectId(url) for url in ack["urlIds"]]}
-        for ack in dataset["url_acknowledgments"]
-    ])
+    mongo[DATABASE]["url-acknowledgments"].insert_many(
+        [
+            {"shortId": ack["shortId"], "urlIds": [ObjectId(url) for url in ack["urlIds"]]}
+            for ack in dataset["url_acknowledgments"]
+        ]
+    )
     run = f"demo{int(time.time())}"
-    env = {**os.environ, "LEADS_BUSINESS_UNITS": json.dumps(business_units(dataset, cfg.emulator_url)),
-           "LEADS_BROKER": cfg.kafka_url, "LEADS_MONGO_URL": cfg.mongo_url, "LEADS_MONGO_DATABASE": DATABASE,
-           "LEADS_APP_ID": run, "LEADS_TOPIC_PREFIX": f"{run}.", "LEADS_POLL_INTERVAL": "5",
-           "LEADS_DATA_DIR": str(cfg.state_dir / run)}
+    env = {
+        **os.environ,
+        "LEADS_BUSINESS_UNITS": json.dumps(business_units(dataset, cfg.emulator_url)),
+        "LEADS_BROKER": cfg.kafka_url,
+        "LEADS_MONGO_URL": cfg.mongo_url,
+        "LEADS_MONGO_DATABASE": DATABASE,
+        "LEADS_APP_ID": run,
+        "LEADS_TOPIC_PREFIX": f"{run}.",
+        "LEADS_POLL_INTERVAL": "5",
+        "LEADS_DATA_DIR": str(cfg.state_dir / run),
+    }
     log_path = cfg.log_dir / f"{run}-worker.log"
     rows = sum(len(unit["rows"]) for unit in dataset["units"])
     print(f"demo: {rows} click rows in {len(dataset['units'])} BU(s); worker log {log_path}", flush=True)
     with log_path.open("ab") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"], cwd=cfg.root,
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "-l", "info"],
+            cwd=cfg.root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         started, last, stable_since = time.monotonic(), -1, time.monotonic()
         while time.monotonic() - started < 600 and worker.poll() is None:
@@ -84,8 +105,9 @@ def main() -> int:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
-    summary = subprocess.run([sys.executable, "-m", "streams", "summary"], cwd=cfg.root, env=env,
-                             capture_output=True, text=True, check=True)
+    summary = subprocess.run(
+        [sys.executable, "-m", "streams", "summary"], cwd=cfg.root, env=env, capture_output=True, text=True, check=True
+    )
     print(summary.stdout)
     print("demo: the local services keep running; `make down` stops them")
     return 0

@@ -109,14 +109,23 @@ class StackOutage:
     def __init__(self) -> None:
         self.stopped: set[str] = set()
 
+    @staticmethod
+    def _managed(name: str) -> None:
+        current = stack.status([name])[0]
+        if current.state == "external":
+            pytest.skip(f"{name} on port {current.port} was not started by this checkout's stack")
+
     def stop(self, name: str) -> None:
+        self._managed(name)
         self.stopped.add(name)
         stack.stop_service(name)
 
     def start(self, name: str) -> float:
+        """Start ``name``; returns its startup time in seconds (0.0 if it was already up)."""
         return stack.start_service(name).get(name, 0.0)
 
     def restart(self, name: str) -> float:
+        self._managed(name)
         self.stopped.add(name)
         return stack.restart_service(name).get(name, 0.0)
 
