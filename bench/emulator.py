@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import time
 from typing import Any
 
 from aiohttp import web
 
-from streams.marketing_cloud.emulator import filters
 from streams.marketing_cloud.emulator.__main__ import _parser, config_from
 from streams.marketing_cloud.emulator.server import Emulator, _json
 from streams.marketing_cloud.emulator.state import Unit, load_dataset
@@ -50,29 +48,6 @@ class Marks:
                         "max": latencies[-1] if latencies else None},
         }
 
-
-# The emulator's filters recompute the comparable form of every filter value for every record, so an
-# ``ID IN [500 ids]`` over 60,000 subscribers costs 30 M conversions per call and the emulator, not the
-# pipeline, becomes the bottleneck. The bench precomputes them once per filter (same results) and caches
-# parsed dates; the same change is proposed for streams/marketing_cloud/emulator/filters.py.
-_compare = filters._compare
-_in_sets: dict[int, tuple[list[str], frozenset[Any]]] = {}
-filters.parse_date = functools.lru_cache(maxsize=1 << 20)(filters.parse_date)
-
-
-def _fast_compare(left: str | None, rights: list[str], dates: list[Any], op: str) -> bool:
-    if op != "IN" or dates or left is None:
-        return _compare(left, rights, dates, op)
-    cached = _in_sets.get(id(rights))
-    if cached is None or cached[0] is not rights:
-        cached = _in_sets[id(rights)] = (rights, frozenset(filters._key(right) for right in rights))
-        if len(_in_sets) > 1000:
-            _in_sets.clear()
-            _in_sets[id(rights)] = cached
-    return filters._key(left) in cached[1]
-
-
-filters._compare = _fast_compare
 
 MARKS = Marks()
 _page = Emulator._page

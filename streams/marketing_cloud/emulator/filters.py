@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -24,6 +25,7 @@ def _p(tag: str) -> str:
     return f"{{{PARTNER_NS}}}{tag}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_date(value: str) -> datetime | None:
     for parse in (parse_de_date, parse_soap_date):
         try:
@@ -42,7 +44,8 @@ def _key(value: str) -> tuple[int, Any]:
         return (2, text.lower())
 
 
-def _compare(left: str | None, rights: list[str], dates: list[datetime], op: str) -> bool:
+def _compare(left: str | None, rights: list[str], right_keys: list[tuple[int, Any]],
+             right_set: frozenset[tuple[int, Any]], dates: list[datetime], op: str) -> bool:
     if op == "isNull":
         return left is None or left == ""
     if op == "isNotNull":
@@ -57,7 +60,7 @@ def _compare(left: str | None, rights: list[str], dates: list[datetime], op: str
         keys: list[Any] = dates
         value: Any = when
     else:
-        keys = [_key(right) for right in rights]
+        keys = right_keys
         value = _key(left)
         if op != "IN" and keys and keys[0][0] != value[0]:
             value, keys = (2, left.strip().lower()), [(2, right.strip().lower()) for right in rights]
@@ -65,7 +68,7 @@ def _compare(left: str | None, rights: list[str], dates: list[datetime], op: str
         pattern = re.escape(rights[0]).replace("%", ".*").replace("_", ".")
         return re.fullmatch(pattern, left, re.IGNORECASE | re.DOTALL) is not None
     if op == "IN":
-        return value in keys
+        return value in right_set
     if op == "between":
         return len(keys) == 2 and keys[0] <= value <= keys[1]
     if not keys:
@@ -112,7 +115,10 @@ def compile_filter(element: etree._Element) -> Predicate:
         dates.append(when)
     if op not in OPERATORS:
         raise FilterError(f"unknown SimpleOperator {op!r}")
-    return lambda record: _compare(_lookup(record, prop), values, dates, op)
+    # comparable forms of the values are computed once per filter, not once per record
+    keys = [_key(value) for value in values]
+    key_set = frozenset(keys)
+    return lambda record: _compare(_lookup(record, prop), values, keys, key_set, dates, op)
 
 
 def _lookup(record: Mapping[str, Any], prop: str) -> str | None:
