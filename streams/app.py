@@ -12,7 +12,7 @@ import faust
 from streams.settings import Settings, get_settings
 
 
-def credentials(settings: Settings) -> faust.types.auth.CredentialsT | ssl.SSLContext | None:
+def credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
     """Kafka SASL/TLS for production brokers (MSK, Confluent); None for a local PLAINTEXT broker."""
     protocol = settings.broker_security_protocol
     if protocol == "PLAINTEXT":

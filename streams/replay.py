@@ -18,7 +18,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import settings
-from streams.kafka import kafka_consumer, read_topic
+from streams.kafka import kafka_consumer, read_topic, topic_partitions
 from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvents, ClickRows, EntitySnapshot
 from streams.topics import click_events, dead_letter, entity_changes
 
@@ -26,28 +26,26 @@ R = TypeVar("R", bound=faust.Record)
 Progress = Callable[[str, int, int, float], None]
 
 
-async def _positions(
-    consumer: AIOKafkaConsumer, topic: str, since: datetime | None
-) -> dict[TopicPartition, tuple[int, int]]:
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+async def _ranges(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
+                  since: datetime | None) -> dict[TopicPartition, tuple[int, int]]:
+    """Per partition, the offsets to replay: from the beginning (or ``since``) to the current end."""
     ends = await consumer.end_offsets(partitions)
     starts = await consumer.beginning_offsets(partitions)
     if since is not None:
         found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
         starts = {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in partitions}
-    return {tp: (starts[tp], ends[tp]) for tp in partitions}
+    return {tp: (starts[tp], ends[tp]) for tp in partitions if starts[tp] < ends[tp]}
 
 
 async def replay_topic(topic: str, record: type[R], write: Callable[[Sequence[R]], Awaitable[None]], *,
                        since: datetime | None, batch: int, progress: Progress) -> int:
     """Write every record of ``topic`` in the range through ``write``; return how many were written."""
+    partitions = await topic_partitions(topic)
+    if not partitions:
+        return 0
     async with kafka_consumer(group_id=f"{settings.app_id}-replay-{uuid.uuid4().hex[:8]}") as consumer:
-        if topic not in await consumer.topics():
-            return 0
-        ranges = {tp: span for tp, span in (await _positions(consumer, topic, since)).items() if span[0] < span[1]}
+        ranges = await _ranges(consumer, partitions, since)
         total = sum(end - start for start, end in ranges.values())
-        if not ranges:
-            return 0
         consumer.assign(list(ranges))
         for tp, (start, _) in ranges.items():
             consumer.seek(tp, start)
