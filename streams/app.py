@@ -41,7 +41,12 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        autodiscover=["streams.agents", "streams.tables", "streams.commands"],
+        autodiscover=["streams.agents", "streams.tables", "streams.commands", "streams.web"],
+        # our views (streams.web) replace faust's: its /table and /router would bypass the web token
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         origin="streams",
         producer_linger_ms=5,
         stream_buffer_maxsize=16384,

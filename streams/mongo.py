@@ -11,6 +11,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
+from streams import metrics
 from streams.resources import mongo
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]], *, cap
             if not _transient(exc):
                 raise
             log.warning("MongoDB %s failed (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+            metrics.mongo_retries.inc(what=what)
             await asyncio.sleep(delay)
             delay = min(delay * 2, cap)
 
@@ -57,7 +59,9 @@ async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:
     """One unordered bulk write, retried until MongoDB acknowledges it (upserts are idempotent)."""
     if ops:
         target: AsyncCollection = mongo()[collection]
-        await with_backoff(f"write to {collection}", lambda: target.bulk_write(list(ops), ordered=False))
+        write = with_backoff(f"write to {collection}", lambda: target.bulk_write(list(ops), ordered=False))
+        metrics.mongo_write_ops.inc(len(ops), collection=collection)
+        await metrics.mongo_writes.time(write, collection=collection)
 
 
 async def ensure_indexes() -> None:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 
+from streams import metrics
 from streams.app import app, settings
 from streams.documents import processed_event_update
 from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
@@ -53,11 +54,14 @@ async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
     chunks = [rows[i : i + ROWSET_ROWS] for i in range(0, len(rows), ROWSET_ROWS)]
     results = await asyncio.gather(*(_mark_until_done(tenant, chunk) for chunk in chunks))
     failures = [failure for result in results for failure in result]
+    metrics.rows_marked.inc(len(rows) - len(failures), tenant=tenant)
+    metrics.key_mismatch_fallbacks.inc(sum(f.code == KEY_MISMATCH for f in failures), tenant=tenant)
     now = time.time()
     await bulk_upsert(PROCESSED_EVENTS, [processed_event_update(f.keys["ID"], now)
                                          for f in failures if f.code == KEY_MISMATCH])
     for failure in failures:
         if failure.code != KEY_MISMATCH:
+            metrics.dead_letters.inc(stage="ack")
             await dead_letter.send(key=f"{tenant}:{failure.keys.get('ID', '')}", value=DeadLetter(
                 stage="ack", reason=f"SFMC refused to mark the row ({failure.code}): {failure.message}",
                 tenant=tenant, source={"keys": failure.keys}, at=now))
@@ -67,7 +71,8 @@ async def _mark_until_done(tenant: str, rows: list[dict[str, str]]) -> list[RowF
     delay = 1.0
     while True:
         try:
-            return await marketing_cloud(tenant).mark_processed(rows)
+            marking = marketing_cloud(tenant).mark_processed(rows)
+            return await metrics.sfmc_calls.time(marking, call="rowset", tenant=tenant)
         except (TransientError, AuthError) as exc:
             log.warning("marking %d rows of %s failed (%s); retrying in %.0fs", len(rows), tenant, exc, delay)
             await asyncio.sleep(delay)

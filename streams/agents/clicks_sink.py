@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from streams import metrics
 from streams.app import app, settings
 from streams.clicks import click_updates
 from streams.models import AckBatch, ClickEvents
@@ -35,4 +36,5 @@ async def write_clicks(batch: Sequence[ClickEvents]) -> None:
     for clicks in batch:
         rows[clicks.tenant].extend(event.keys for event in clicks.events)
     for tenant, tenant_rows in rows.items():
+        metrics.acks_emitted.inc(len(tenant_rows), status="processed")
         await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="processed", rows=tenant_rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from streams import metrics
 from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
@@ -40,13 +41,17 @@ async def ingest_rows(batch: ClickRows) -> None:
             if exc.skip:
                 skipped[exc.reason].append(row_keys(row))
             if exc.bad:
+                metrics.dead_letters.inc(stage="ingest")
                 await dead_letter.send(key=f"{tenant}:{row_id}", value=DeadLetter(
                     stage="ingest", reason=exc.reason, tenant=tenant, source=dict(row), at=time.time()))
             continue
         events[(row.get("JobID") or "").strip()].append(event)
     for reason, rows in skipped.items():
+        metrics.rows_skipped.inc(len(rows), tenant=tenant)
+        metrics.acks_emitted.inc(len(rows), status="skipped")
         await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="skipped", rows=rows, reason=reason))
     for job_id, job_events in events.items():
+        metrics.events_ingested.inc(len(job_events), tenant=tenant)
         send = entity(tenant, "send", job_id)
         await click_events.send(key=send, value=ClickEvents(tenant=tenant, send=send, events=job_events))
         await request(send_requests, tenant, "send", [job_id],

@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from streams import metrics
 from streams.app import app, settings
 from streams.entities import EntityType, entity
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
@@ -106,13 +107,15 @@ class Resolver:
 
     async def fetch_and_store(self, tenant: str, ids: list[str], attempt: int) -> None:
         try:
-            records = await self.fetch(marketing_cloud(tenant), ids)
+            fetching = self.fetch(marketing_cloud(tenant), ids)
+            records = await metrics.sfmc_calls.time(fetching, call=self.kind, tenant=tenant)
         except MarketingCloudError as exc:
             log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
             self.retry(tenant, ids, attempt, f"SFMC error: {exc}")
             return
         retrieved_at = time.time()
         found = {str(record.id): record for record in records}
+        metrics.entities_fetched.inc(len(found), kind=self.kind)
         for record in found.values():
             key = entity(tenant, self.kind, record.id)
             self.retrying.discard(key)
@@ -133,6 +136,7 @@ class Resolver:
     def retry(self, tenant: str, ids: list[str], attempt: int, reason: str) -> None:
         """Ask again later with backoff; after the last attempt, dead-letter each id with the reason."""
         if attempt + 1 >= settings.entity_fetch_attempts:
+            metrics.dead_letters.inc(len(ids), stage=f"resolve-{self.kind}")
             for ident in ids:
                 key = entity(tenant, self.kind, ident)
                 self.retrying.discard(key)
