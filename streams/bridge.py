@@ -13,12 +13,8 @@ from typing import Any
 
 from streams.app import app, settings
 from streams.aws import AwsClients
-from streams.edges import Message, Rejected, chunks, click_rows_key, group_messages, preview
-from streams.models import ClickRows, DeadLetter
-from streams.topics import click_rows, dead_letter
-
-ROWS_PER_RECORD = 1000
-"""At most this many rows in one ``click-rows`` record (keeps records far below Kafka's 1 MB)."""
+from streams.edges import Message, Rejected, group_messages, preview
+from streams.topics import append_click_rows, send_dead_letter
 
 aws = AwsClients(settings)
 """This process's AWS clients (``await aws.get("sqs")``)."""
@@ -39,16 +35,13 @@ async def produce(messages: Sequence[Message], rejected: Sequence[Rejected], sou
     read_at = time.time()
     pending = []
     for (tenant, job_id), rows in group_messages(messages).items():
-        for part in chunks(rows, ROWS_PER_RECORD):
-            pending.append(await click_rows.send(key=click_rows_key(tenant, job_id), value=ClickRows(
-                tenant=tenant, rows=list(part), read_at=read_at, source=source)))
+        pending += await append_click_rows(tenant, job_id, rows, read_at=read_at, source=source)
     await asyncio.gather(*pending, dead_letters(rejected, source))
 
 
 async def dead_letters(rejected: Sequence[Rejected], stage: str) -> None:
     """Each rejected message to ``dead-letter`` (reason, where, the start of its body), acknowledged."""
-    at = time.time()
-    pending = [await dead_letter.send(key=f"{stage}:{exc.tenant}", value=DeadLetter(
-        stage=stage, reason=exc.reason, tenant=exc.tenant, source={**where, "body": preview(body)}, at=at))
-        for exc, body, where in rejected]
+    pending = [await send_dead_letter(f"{stage}:{exc.tenant}", stage, exc.reason, exc.tenant,
+                                      {**where, "body": preview(body)})
+               for exc, body, where in rejected]
     await asyncio.gather(*pending)

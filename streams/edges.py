@@ -29,10 +29,6 @@ def rows_by_send(rows: Iterable[dict[str, str]]) -> dict[str, list[dict[str, str
     return dict(by_send)
 
 
-def click_rows_key(tenant: str, job_id: str) -> str:
-    return f"{tenant}:{job_id}"
-
-
 class MessageRejected(ValueError):
     """A bridged message that cannot become click rows; ``reason`` says why (it goes to dead-letter)."""
 

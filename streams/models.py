@@ -39,11 +39,13 @@ class ClickEvent(faust.Record, serializer="json"):
 
 
 class ClickEvents(faust.Record, serializer="json"):
-    """The clicks of one send from one batch of rows: key = the send's entity."""
+    """The clicks of one send from one batch of rows: key = the send's entity. ``repeats`` are the keys of
+    rows read again long after their click was recorded, to acknowledge once more (no new click)."""
 
     tenant: str
     send: str
     events: list[ClickEvent]
+    repeats: list[dict[str, str]] | None = None
 
 
 class EntityRequest(faust.Record, serializer="json"):

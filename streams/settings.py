@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     fetch_window: float = Field(default=0.5, gt=0)
     refresh_seconds: int = Field(default=24 * 3600, gt=0)
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
+    reack_after_seconds: float = Field(default=300.0, ge=0)
     entity_fetch_attempts: int = Field(default=3, ge=1)
 
     # Sinks and acker

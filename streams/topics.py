@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
+import orjson
 from aiokafka.partitioner import murmur2
 
+from streams import metrics
 from streams.app import app, settings
 from streams.models import AckBatch, ClickEvents, ClickRows, DeadLetter, EntityRequest, EntitySnapshot
 
@@ -29,10 +34,33 @@ acks = _topic("acks", value_type=AckBatch)
 dead_letter = _topic("dead-letter", value_type=DeadLetter)
 
 
+ROWS_PER_RECORD = 1000
+"""At most this many rows in one ``click-rows`` record (keeps records far below Kafka's 1 MB)."""
+
+
+async def append_click_rows(tenant: str, job_id: str, rows: Sequence[dict[str, str]], *, read_at: float,
+                            source: str) -> list[asyncio.Future[Any]]:
+    """Append the rows of one send to ``click-rows`` (key ``{tenant}:{JobID}``, so a row's repeats share a
+    partition); await the returned futures to know Kafka has them."""
+    return [
+        await click_rows.send(key=f"{tenant}:{job_id}", value=ClickRows(
+            tenant=tenant, rows=list(rows[i : i + ROWS_PER_RECORD]), read_at=read_at, source=source))
+        for i in range(0, len(rows), ROWS_PER_RECORD)
+    ]
+
+
+async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,
+                           source: dict[str, Any]) -> asyncio.Future[Any]:
+    """Put a dead letter on its topic (and count it); await the result to know Kafka has it."""
+    metrics.dead_letters.inc(stage=stage)
+    return await dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
+                                                            source=source, at=time.time()))
+
+
 def partition_of(key: str, partitions: int = settings.topic_partitions) -> int:
-    """The partition Kafka's default partitioner gives ``key``, so batched requests go where a table
-    keyed the same way (``use_partitioner=True``) keeps that key."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    """The partition Kafka's default partitioner gives a table's ``key`` (faust serializes str table keys
+    as JSON), so batched requests go where a table with ``use_partitioner=True`` keeps that key."""
+    return (murmur2(orjson.dumps(key)) & 0x7FFFFFFF) % partitions
 
 
 @app.task

@@ -15,12 +15,13 @@ from collections import defaultdict
 from streams import metrics
 from streams.app import app, settings
 from streams.documents import processed_event_update
+from streams.edges import chunks
 from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
 from streams.marketing_cloud.rest import KEY_MISMATCH
-from streams.models import AckBatch, DeadLetter
+from streams.models import AckBatch
 from streams.mongo import bulk_upsert
 from streams.resources import marketing_cloud
-from streams.topics import acks, dead_letter
+from streams.topics import acks, send_dead_letter
 
 log = logging.getLogger(__name__)
 ROWSET_ROWS = 50
@@ -51,8 +52,7 @@ async def mark_in_sfmc(batch: list[AckBatch]) -> None:
 
 
 async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
-    chunks = [rows[i : i + ROWSET_ROWS] for i in range(0, len(rows), ROWSET_ROWS)]
-    results = await asyncio.gather(*(_mark_until_done(tenant, chunk) for chunk in chunks))
+    results = await asyncio.gather(*(_mark_until_done(tenant, list(chunk)) for chunk in chunks(rows, ROWSET_ROWS)))
     failures = [failure for result in results for failure in result]
     metrics.rows_marked.inc(len(rows) - len(failures), tenant=tenant)
     metrics.key_mismatch_fallbacks.inc(sum(f.code == KEY_MISMATCH for f in failures), tenant=tenant)
@@ -61,10 +61,9 @@ async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
                                          for f in failures if f.code == KEY_MISMATCH])
     for failure in failures:
         if failure.code != KEY_MISMATCH:
-            metrics.dead_letters.inc(stage="ack")
-            await dead_letter.send(key=f"{tenant}:{failure.keys.get('ID', '')}", value=DeadLetter(
-                stage="ack", reason=f"SFMC refused to mark the row ({failure.code}): {failure.message}",
-                tenant=tenant, source={"keys": failure.keys}, at=now))
+            await send_dead_letter(f"{tenant}:{failure.keys.get('ID', '')}", "ack",
+                                   f"SFMC refused to mark the row ({failure.code}): {failure.message}",
+                                   tenant, {"keys": failure.keys})
 
 
 async def _mark_until_done(tenant: str, rows: list[dict[str, str]]) -> list[RowFailure]:

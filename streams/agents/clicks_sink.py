@@ -35,6 +35,7 @@ async def write_clicks(batch: Sequence[ClickEvents]) -> None:
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
     for clicks in batch:
         rows[clicks.tenant].extend(event.keys for event in clicks.events)
+        rows[clicks.tenant].extend(clicks.repeats or ())
     for tenant, tenant_rows in rows.items():
         metrics.acks_emitted.inc(len(tenant_rows), status="processed")
         await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="processed", rows=tenant_rows))

@@ -9,10 +9,11 @@ from streams import metrics
 from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
-from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvent, ClickEvents, ClickRows, DeadLetter
+from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvent, ClickEvents, ClickRows
+from streams.tables import seen_rows
 from streams.tables.entities import request
-from streams.tables.seen_rows import mark_seen, seen
-from streams.topics import acks, click_events, click_rows, dead_letter, send_requests, subscriber_requests
+from streams.tables.seen_rows import Outcome
+from streams.topics import acks, click_events, click_rows, send_dead_letter, send_requests, subscriber_requests
 
 
 @app.agent(click_rows)
@@ -25,36 +26,48 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
 async def ingest_rows(batch: ClickRows) -> None:
     tenant = batch.tenant
     skip_job_ids = settings.unit(tenant).skip_job_ids
-    requeued = batch.source == DEAD_LETTER_SOURCE
+    now = time.time()
+    requeued = batch.source == DEAD_LETTER_SOURCE  # their first reading produced no event
     events: dict[str, list[ClickEvent]] = defaultdict(list)
+    repeats: dict[str, list[dict[str, str]]] = defaultdict(list)
     skipped: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in batch.rows:
-        row_id = (row.get("ID") or "").strip()
-        if row_id:
-            key = f"{tenant}:{row_id}"
-            if seen(key) and not requeued:
-                continue
-            mark_seen(key)
+        key = seen_rows.row_key(tenant, row)
+        job_id = (row.get("JobID") or "").strip()
+        previous = None if requeued else seen_rows.lookup(key)
+        if previous is not None:
+            outcome, handled_at = previous
+            if outcome is not Outcome.BAD and now - handled_at >= settings.reack_after_seconds:
+                seen_rows.remember(key, outcome, now)
+                if outcome is Outcome.EVENT:
+                    repeats[job_id].append(row_keys(row))
+                else:
+                    skipped["a skipped row read again"].append(row_keys(row))
+            continue
         try:
             event = parse_row(tenant, row, skip_job_ids)
         except RowRejected as exc:
+            seen_rows.remember(key, Outcome.SKIPPED if exc.skip else Outcome.BAD, now)
             if exc.skip:
                 skipped[exc.reason].append(row_keys(row))
             if exc.bad:
-                metrics.dead_letters.inc(stage="ingest")
-                await dead_letter.send(key=f"{tenant}:{row_id}", value=DeadLetter(
-                    stage="ingest", reason=exc.reason, tenant=tenant, source=dict(row), at=time.time()))
+                await send_dead_letter(f"{tenant}:{row.get('ID', '')}", "ingest", exc.reason, tenant, dict(row))
             continue
-        events[(row.get("JobID") or "").strip()].append(event)
+        seen_rows.remember(key, Outcome.EVENT, now)
+        events[job_id].append(event)
     for reason, rows in skipped.items():
         metrics.rows_skipped.inc(len(rows), tenant=tenant)
         metrics.acks_emitted.inc(len(rows), status="skipped")
         await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="skipped", rows=rows, reason=reason))
-    for job_id, job_events in events.items():
+    for job_id in events.keys() | repeats.keys():
+        # repeats ride with the send's clicks so their acks follow the writes of the clicks before them
+        job_events = events.get(job_id, [])
         metrics.events_ingested.inc(len(job_events), tenant=tenant)
         send = entity(tenant, "send", job_id)
-        await click_events.send(key=send, value=ClickEvents(tenant=tenant, send=send, events=job_events))
-        await request(send_requests, tenant, "send", [job_id],
-                      acks={job_id: sorted({event.ack for event in job_events})})
-        await request(subscriber_requests, tenant, "subscriber",
-                      {event.subscriber.rpartition("*")[2] for event in job_events})
+        await click_events.send(key=send, value=ClickEvents(tenant=tenant, send=send, events=job_events,
+                                                            repeats=repeats.get(job_id, [])))
+        if job_events:
+            await request(send_requests, tenant, "send", [job_id],
+                          acks={job_id: sorted({event.ack for event in job_events})})
+            await request(subscriber_requests, tenant, "subscriber",
+                          {event.subscriber.rpartition("*")[2] for event in job_events})

@@ -7,17 +7,18 @@ same partition. Only the leader worker polls.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.app import app, settings
-from streams.edges import click_rows_key, rows_by_send
+from streams.edges import rows_by_send
 from streams.marketing_cloud import MarketingCloudError
-from streams.models import ClickRows
 from streams.resources import marketing_cloud
 from streams.settings import BusinessUnit
-from streams.topics import click_rows
+from streams.tables.seen_rows import row_key
+from streams.topics import append_click_rows
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +26,43 @@ poll_status: dict[str, dict[str, Any]] = {}
 """Per tenant: last poll start and end, rows read by the last poll and in total, last error."""
 
 
+class RecentRows:
+    """Rows this worker appended within ``reack_after_seconds``. Until the pipeline marks them, every poll
+    reads them again; they are not appended again (the seen-rows table catches the rest, on any worker)."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.appended: dict[str, float] = {}
+
+    def new(self, rows: list[dict[str, str]], now: float) -> list[dict[str, str]]:
+        fresh = []
+        for row in rows:
+            key = row_key(self.tenant, row)
+            if now - self.appended.get(key, -math.inf) >= settings.reack_after_seconds:
+                self.appended[key] = now
+                fresh.append(row)
+        return fresh
+
+    def forget_old(self, now: float) -> None:
+        self.appended = {k: t for k, t in self.appended.items() if now - t < settings.reack_after_seconds}
+
+
+_recent: dict[str, RecentRows] = {}
+
+
 async def poll(unit: BusinessUnit) -> int:
     """Read every ready row newer than the lookback and append it to ``click-rows``; return the count."""
     status = poll_status.setdefault(unit.tenant, {"rows_total": 0})
     status["last_poll_started"] = time.time()
     since = datetime.now(UTC) - timedelta(seconds=settings.lookback_seconds)
+    recent = _recent.setdefault(unit.tenant, RecentRows(unit.tenant))
+    recent.forget_old(time.time())
     count = 0
     try:
         async for page in marketing_cloud(unit.tenant).click_rows(since, settings.page_size):
             read_at = time.time()
-            for job_id, rows in rows_by_send(page).items():
-                await click_rows.send(key=click_rows_key(unit.tenant, job_id),
-                                      value=ClickRows(tenant=unit.tenant, rows=rows, read_at=read_at))
+            for job_id, rows in rows_by_send(recent.new(page, read_at)).items():
+                await append_click_rows(unit.tenant, job_id, rows, read_at=read_at, source="sfmc")
             count += len(page)
         status["last_error"] = None
     except MarketingCloudError as exc:

@@ -8,7 +8,6 @@ Ids SFMC does not return are retried with backoff, then dead-lettered; they neve
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -18,19 +17,20 @@ from datetime import datetime
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams import metrics
 from streams.app import app, settings
 from streams.entities import EntityType, entity
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
-from streams.models import DeadLetter, EntityRequest, EntitySnapshot
+from streams.models import EntityRequest, EntitySnapshot
 from streams.resources import marketing_cloud
 from streams.topics import (
     category_requests,
-    dead_letter,
     email_requests,
     entity_changes,
     partition_of,
+    send_dead_letter,
     send_requests,
     subscriber_requests,
 )
@@ -40,19 +40,22 @@ log = logging.getLogger(__name__)
 Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
 
 
+def keyed_table(name: str, *, partitions: int | None = None, **options: Any) -> faust.Table:
+    """A table keyed by entity whose changelog partition is the one Kafka's partitioner gives the key
+    (``use_partitioner``), as ``partition_of`` routes requests. So a key's entry lives with the worker that
+    owns its requests, even when a batch spans partitions."""
+    return app.Table(name, partitions=partitions, use_partitioner=True, key_type=str, **options)
+
+
 def _table(name: str, partitions: int | None = None) -> faust.Table:
-    # use_partitioner: the changelog partition follows the key, as the request topics do, so a key's
-    # entry lives on the worker that owns its requests even when a batch spans partitions.
-    return app.Table(name, value_type=EntitySnapshot, partitions=partitions, use_partitioner=True,
-                     help=f"{name} snapshots by entity")
+    return keyed_table(name, partitions=partitions, value_type=EntitySnapshot, help=f"{name} snapshots by entity")
 
 
 sends_table = _table("sends")
 subscribers_table = _table("subscribers")
 emails_table = _table("emails")
 categories_table = _table("categories", partitions=1)
-send_acks_table = app.Table("send-acks", default=list, partitions=None, use_partitioner=True,
-                            help="acknowledgement codes seen with each send")
+send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement codes seen with each send")
 
 
 def to_data(record: Any) -> dict[str, Any]:
@@ -83,8 +86,11 @@ class Resolver:
         self.table = table
         self.topic = topic
         self.fetch = fetch
-        self.retrying: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # pending retries live in a table (changelog-backed), so a restart neither loses nor repeats them
+        self.retries = keyed_table(f"{kind}-retries", partitions=table.partitions,
+                                   help=f"{kind} ids to fetch again: attempt, due time")
+        self._requeued: dict[str, int] = {}
+        app.timer(1.0, name=f"requeue-{kind}")(self.requeue_due)
 
     def stale(self, key: str, now: float) -> bool:
         snapshot = self.table.get(key)
@@ -97,7 +103,7 @@ class Resolver:
             await self.on_request(req)
             for ident in req.ids:
                 key = entity(req.tenant, self.kind, ident)
-                if (req.attempt or key not in self.retrying) and self.stale(key, now):
+                if (req.attempt or key not in self.retries) and self.stale(key, now):
                     wanted[req.tenant, req.attempt].add(ident)
         for (tenant, attempt), ids in wanted.items():
             await self.fetch_and_store(tenant, sorted(ids), attempt)
@@ -111,20 +117,20 @@ class Resolver:
             records = await metrics.sfmc_calls.time(fetching, call=self.kind, tenant=tenant)
         except MarketingCloudError as exc:
             log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
-            self.retry(tenant, ids, attempt, f"SFMC error: {exc}")
+            await self.retry(tenant, ids, attempt, f"SFMC error: {exc}")
             return
         retrieved_at = time.time()
         found = {str(record.id): record for record in records}
         metrics.entities_fetched.inc(len(found), kind=self.kind)
         for record in found.values():
             key = entity(tenant, self.kind, record.id)
-            self.retrying.discard(key)
+            self.retries.pop(key, None)
             snapshot = EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=to_data(record),
                                       retrieved_at=retrieved_at)
             await self.publish(snapshot)
         await self.after_fetch(tenant, list(found.values()))
         if missing := [ident for ident in ids if ident not in found]:
-            self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID")
+            await self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID")
 
     async def publish(self, snapshot: EntitySnapshot) -> None:
         self.table[snapshot.entity] = snapshot
@@ -133,28 +139,33 @@ class Resolver:
     async def after_fetch(self, tenant: str, records: list[Any]) -> None:
         """Hook: request the entities these records refer to."""
 
-    def retry(self, tenant: str, ids: list[str], attempt: int, reason: str) -> None:
+    async def retry(self, tenant: str, ids: list[str], attempt: int, reason: str) -> None:
         """Ask again later with backoff; after the last attempt, dead-letter each id with the reason."""
-        if attempt + 1 >= settings.entity_fetch_attempts:
-            metrics.dead_letters.inc(len(ids), stage=f"resolve-{self.kind}")
-            for ident in ids:
-                key = entity(tenant, self.kind, ident)
-                self.retrying.discard(key)
-                self._spawn(dead_letter.send(key=key, value=DeadLetter(
-                    stage=f"resolve-{self.kind}", reason=f"{reason} (after {attempt + 1} attempts)",
-                    tenant=tenant, source={"entity": key}, at=time.time())))
-            return
-        self.retrying.update(entity(tenant, self.kind, ident) for ident in ids)
-        self._spawn(self._later(min(2.0**attempt, 60.0), tenant, ids, attempt + 1))
+        last = attempt + 1 >= settings.entity_fetch_attempts
+        due = time.time() + min(2.0**attempt, 60.0)
+        for ident in ids:
+            key = entity(tenant, self.kind, ident)
+            if last:
+                self.retries.pop(key, None)
+                await send_dead_letter(key, f"resolve-{self.kind}", f"{reason} (after {attempt + 1} attempts)",
+                                       tenant, {"entity": key})
+            else:
+                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1, "due": due}
 
-    async def _later(self, delay: float, tenant: str, ids: list[str], attempt: int) -> None:
-        await asyncio.sleep(delay)
-        await request(self.topic, tenant, self.kind, ids, attempt=attempt)
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def requeue_due(self) -> None:
+        """Every second: request again the due retries of the partitions this worker owns."""
+        now = time.time()
+        owned = app.assignor.assigned_actives()
+        changelog = self.retries.changelog_topic.get_topic_name()
+        partitions = self.retries.changelog_topic.partitions or settings.topic_partitions
+        due: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for key, retry in list(self.retries.items()):
+            if (retry["due"] <= now and self._requeued.get(key) != retry["attempt"]
+                    and TP(changelog, partition_of(key, partitions)) in owned):
+                self._requeued[key] = retry["attempt"]
+                due[retry["tenant"], retry["attempt"]].append(retry["id"])
+        for (tenant, attempt), ids in due.items():
+            await request(self.topic, tenant, self.kind, ids, attempt=attempt)
 
 
 class SendResolver(Resolver):
@@ -205,7 +216,7 @@ class CategoryResolver(Resolver):
             parent = snapshot.data.get("parent_id")
             if snapshot.tenant == tenant and parent:
                 parent_key = entity(tenant, "category", parent)
-                if parent_key not in self.table and parent_key not in self.retrying:
+                if parent_key not in self.table and parent_key not in self.retries:
                     missing.add(str(parent))
         return missing
 
