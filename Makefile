@@ -16,6 +16,7 @@ demo: install
 	$(PY) -m stack.demo
 
 test: install
+	bash tests/web/install_browser.sh
 	$(PY) -m stack up
 	$(PY) -m pytest -q
 

@@ -10,13 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-from bson import ObjectId
 from pymongo import MongoClient
 
 from streams.marketing_cloud.emulator.generator import Sizes, generate
 from streams.marketing_cloud.emulator.server import EmulatorThread
 from streams.marketing_cloud.values import SERVER_TZ
-from tests.pipeline.harness import ROOT, Worker, emulator_rows, unique_prefix, wait_until, worker_env
+from tests.pipeline.harness import (
+    ROOT,
+    Worker,
+    emulator_rows,
+    unique_prefix,
+    url_acknowledgment_docs,
+    wait_until,
+    worker_env,
+)
 
 # processed-events records SFMC's answers to acks, not events, so replay does not rebuild it
 COLLECTIONS = ("identities", "email-categories", "email-deployments", "email-sends", "email-send-urls",
@@ -47,9 +54,7 @@ def test_replay_rebuilds_identical_documents(kafka_url: str, mongo_url: str, tmp
     prefix = unique_prefix()
     live_db, replay_db = f"live_{prefix}", f"replay_{prefix}"
     client: MongoClient = MongoClient(mongo_url)
-    client[live_db]["url-acknowledgments"].insert_many(
-        [{"shortId": a["shortId"], "urlIds": [ObjectId(u) for u in a["urlIds"]]} for a in dataset["url_acknowledgments"]]
-    )
+    client[live_db]["url-acknowledgments"].insert_many(url_acknowledgment_docs(dataset))
     with EmulatorThread(dataset) as emulator:
         url = emulator.emulator.url
         env = worker_env(dataset, url, kafka_url=kafka_url, mongo_url=mongo_url, database=live_db, prefix=prefix)
