@@ -160,12 +160,24 @@ def _is_nil(element: etree._Element) -> bool:
     return element.get(XSI_NIL) == "true"
 
 
-def _pairs(elements: Iterable[etree._Element], name: str = "Name", value: str = "Value") -> dict[str, str]:
-    return {
-        element.findtext(_p(name), ""): element.findtext(_p(value)) or ""
-        for element in elements
-        if not _is_nil(element)
-    }
+_NAME, _VALUE = _p("Name"), _p("Value")
+
+
+def _pairs(elements: Iterable[etree._Element]) -> dict[str, str]:
+    """``[Name, Value]`` elements as a dict (one pass over each element's children: the hot path of a
+    click-log page, 2,500 rows of 8 properties)."""
+    pairs: dict[str, str] = {}
+    for element in elements:
+        if _is_nil(element):
+            continue
+        name = value = None
+        for child in element:
+            if child.tag == _NAME:
+                name = child.text
+            elif child.tag == _VALUE:
+                value = child.text
+        pairs[name or ""] = value or ""
+    return pairs
 
 
 def flatten(element: etree._Element, prefix: str = "", into: Result | None = None) -> Result:
