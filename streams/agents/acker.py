@@ -44,10 +44,10 @@ async def mark(batch: list[AckBatch]) -> None:
 
 
 async def mark_in_sfmc(batch: list[AckBatch]) -> None:
-    rows: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+    rows: dict[str, dict[tuple[tuple[str, str], ...], dict[str, str]]] = defaultdict(dict)
     for ack in batch:
         for keys in ack.rows:
-            rows[ack.tenant][keys["ID"]] = keys  # the same row acked twice is marked once
+            rows[ack.tenant][tuple(sorted(keys.items()))] = keys  # the same row acked twice is marked once
     await asyncio.gather(*(_mark_tenant(tenant, list(by_id.values())) for tenant, by_id in rows.items()))
 
 
