@@ -20,7 +20,7 @@ aws = AwsClients(settings)
 """This process's AWS clients (``await aws.get("sqs")``)."""
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
 async def _close_aws(app_: Any, *args: Any, **kwargs: Any) -> None:
     await aws.aclose()
 

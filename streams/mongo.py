@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from pymongo import ASCENDING, UpdateOne
@@ -67,5 +68,5 @@ async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:
 async def ensure_indexes() -> None:
     for collection, (fields, unique) in INDEXES.items():
         keys = [(name, ASCENDING) for name in fields]
-        await with_backoff(f"index on {collection}",
-                           lambda c=collection, k=keys, u=unique: mongo()[c].create_index(k, unique=u))
+        target: AsyncCollection = mongo()[collection]
+        await with_backoff(f"index on {collection}", partial(target.create_index, keys, unique=unique))

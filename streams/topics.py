@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import faust
 import orjson
 from aiokafka.partitioner import murmur2
+from faust.types import RecordMetadata
 
 from streams import metrics
 from streams.app import app, settings
@@ -39,7 +39,7 @@ ROWS_PER_RECORD = 1000
 
 
 async def append_click_rows(tenant: str, job_id: str, rows: Sequence[dict[str, str]], *, read_at: float,
-                            source: str) -> list[asyncio.Future[Any]]:
+                            source: str) -> list[Awaitable[RecordMetadata]]:
     """Append the rows of one send to ``click-rows`` (key ``{tenant}:{JobID}``, so a row's repeats share a
     partition); await the returned futures to know Kafka has them."""
     return [
@@ -50,7 +50,7 @@ async def append_click_rows(tenant: str, job_id: str, rows: Sequence[dict[str, s
 
 
 async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,
-                           source: dict[str, Any]) -> asyncio.Future[Any]:
+                           source: dict[str, Any]) -> Awaitable[RecordMetadata]:
     """Put a dead letter on its topic (and count it); await the result to know Kafka has it."""
     metrics.dead_letters.inc(stage=stage)
     return await dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,

@@ -29,7 +29,7 @@ PROCESSED_EVENTS = "processed-events"
 
 
 @app.agent(acks)
-async def acker(stream):  # type: ignore[no-untyped-def]
+async def acker(stream):
     async for batch in stream.take(20, within=1.0):
         await mark(batch)
 

@@ -23,7 +23,7 @@ async def store_clicks(batch: Sequence[ClickEvents]) -> None:
 
 
 @app.agent(click_events)
-async def clicks_sink(stream):  # type: ignore[no-untyped-def]
+async def clicks_sink(stream):
     await ensure_indexes()
     async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
         await write_clicks(batch)

@@ -12,7 +12,7 @@ from streams.tables.entities import Resolver, categories, emails, sends, subscri
 
 
 def resolver_agent(resolver: Resolver) -> Any:
-    async def resolve(stream):  # type: ignore[no-untyped-def]
+    async def resolve(stream):
         async for requests in stream.take(settings.in_batch_size, within=settings.fetch_window):
             await resolver.resolve(requests)
 

@@ -17,7 +17,7 @@ from streams.topics import acks, click_events, click_rows, send_dead_letter, sen
 
 
 @app.agent(click_rows)
-async def ingest(stream):  # type: ignore[no-untyped-def]
+async def ingest(stream):
     # one record at a time: the seen-rows table is written on the record's own partition
     async for batch in stream:
         await ingest_rows(batch)

@@ -21,7 +21,7 @@ FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 
 
 @app.agent(entity_changes)
-async def models_sink(stream):  # type: ignore[no-untyped-def]
+async def models_sink(stream):
     async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
         await write_models(batch, send_links)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, TableT
 
 from streams import metrics
 from streams.app import app, settings
@@ -40,14 +40,14 @@ log = logging.getLogger(__name__)
 Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
 
 
-def keyed_table(name: str, *, partitions: int | None = None, **options: Any) -> faust.Table:
+def keyed_table(name: str, *, partitions: int | None = None, **options: Any) -> TableT:
     """A table keyed by entity whose changelog partition is the one Kafka's partitioner gives the key
     (``use_partitioner``), as ``partition_of`` routes requests. So a key's entry lives with the worker that
     owns its requests, even when a batch spans partitions."""
     return app.Table(name, partitions=partitions, use_partitioner=True, key_type=str, **options)
 
 
-def _table(name: str, partitions: int | None = None) -> faust.Table:
+def _table(name: str, partitions: int | None = None) -> TableT:
     return keyed_table(name, partitions=partitions, value_type=EntitySnapshot, help=f"{name} snapshots by entity")
 
 
@@ -81,7 +81,7 @@ async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Itera
 class Resolver:
     """Fetch-on-miss for one entity kind; subclasses add what a kind refers to."""
 
-    def __init__(self, kind: EntityType, table: faust.Table, topic: faust.TopicT, fetch: Fetch) -> None:
+    def __init__(self, kind: EntityType, table: TableT, topic: faust.TopicT, fetch: Fetch) -> None:
         self.kind = kind
         self.table = table
         self.topic = topic

@@ -53,7 +53,7 @@ def topic_report(offsets: Iterable[Offsets], names: Mapping[str, str]) -> dict[s
     return report
 
 
-def worker_identity(app: faust.App) -> dict[str, Any]:
+def worker_identity(app: faust.types.AppT) -> dict[str, Any]:
     """Which worker answered: its URL, whether it is the leader (only the leader polls SFMC), its pid."""
     try:
         leader = bool(app.is_leader())

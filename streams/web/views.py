@@ -8,8 +8,8 @@ import logging
 import time
 from typing import Any
 
-import faust
 from aiokafka.partitioner import murmur2
+from faust.types import TableT
 from faust.web import Request, Response, View
 
 from streams import metrics
@@ -34,7 +34,7 @@ from streams.web.status import OffsetReader, topic_report, worker_identity
 
 log = logging.getLogger(__name__)
 
-TABLES: dict[str, faust.Table] = {
+TABLES: dict[str, TableT] = {
     "send": sends_table,
     "subscriber": subscribers_table,
     "email": emails_table,
@@ -79,9 +79,9 @@ class Secured(View):
         return await super().dispatch(request)
 
 
-def _entity_view(kind: str, table: faust.Table) -> type[View]:
+def _entity_view(kind: str, table: TableT) -> type[View]:
     class EntityView(Secured):
-        @app.table_route(table=table, match_info="entity")
+        @app.table_route(table=table, match_info="entity")  # type: ignore[arg-type]
         async def get(self, request: Request, entity: str) -> Response:
             snapshot = table.get(entity)
             if snapshot is None:
@@ -110,7 +110,7 @@ def _int_arg(request: Request, name: str, default: int, high: int) -> int:
         return default
 
 
-async def local_keys(table: faust.Table) -> tuple[list[int], list[str]]:
+async def local_keys(table: TableT) -> tuple[list[int], list[str]]:
     """This worker's active partitions of ``table`` and the keys it holds in them, sorted.
 
     Standby replicas of other workers' partitions also sit in the local store; they are left out.
@@ -230,6 +230,6 @@ class MetricsView(Secured):
         return self.text(exposition.render(metric_families()), content_type=exposition.CONTENT_TYPE)
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
 async def _close_offsets(app_: object, **kwargs: object) -> None:
     await offsets.close()
