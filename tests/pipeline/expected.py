@@ -12,12 +12,15 @@ back to entities (``_id`` values are the pipeline's business). A click on a send
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
+
+PRIMARY_KEY = ("ID", "JobID", "SubscriberID", "EventDate", "IsUnique", "ListID")  # the click log DE's
 
 SERVER = timezone(timedelta(hours=-6))  # SFMC server time: fixed UTC-06:00, no daylight saving
 CHICAGO = ZoneInfo("America/Chicago")
@@ -153,7 +156,8 @@ class Expected:
     # by tenant: row IDs that must end Processed / stay unprocessed
     processed: dict[str, set[str]] = field(default_factory=dict)
     unprocessed: dict[str, set[str]] = field(default_factory=dict)
-    dead_ingest: set[tuple[str, str]] = field(default_factory=set)  # (tenant, row ID)
+    # (tenant, row ID) -> dead letters: one per distinct DE row (primary key), so twins of one ID count twice
+    dead_ingest: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_sends: set[str] = field(default_factory=set)  # send entities
     sending: set[str] = field(default_factory=set)  # entities of sends still Sending (sentDate = retrieval)
     entity_counts: dict[str, int] = field(default_factory=dict)  # distinct entities by kind
@@ -194,17 +198,22 @@ def _unit(unit: dict[str, Any], ack_urls: dict[str, list[ObjectId]], out: Expect
 
     clicks: list[Click] = []
     status_by_id: dict[str, str] = {}
+    de_rows: set[tuple[str, ...]] = set()
     for row in unit["rows"]:
         row_id = (row.get("ID") or "").strip()
-        if row_id in status_by_id:  # a row ID delivered twice counts once
+        primary_key = tuple(str(row.get(name, "")) for name in PRIMARY_KEY)
+        if primary_key in de_rows:  # the same DE row read twice
             continue
+        de_rows.add(primary_key)
         status, click = classify(row, skip)
+        if status in ("bad", "nolink"):
+            out.dead_ingest[tenant, row_id] += 1
+        if row_id in status_by_id:  # a row ID delivered twice counts once in the clicks
+            continue
         status_by_id[row_id] = status
         out.kinds[status] = out.kinds.get(status, 0) + 1
         if click:
             clicks.append(click)
-        if status in ("bad", "nolink"):
-            out.dead_ingest.add((tenant, row_id))
     processed = out.processed.setdefault(tenant, set())
     unprocessed = out.unprocessed.setdefault(tenant, set())
     for row_id, status in status_by_id.items():

@@ -285,8 +285,8 @@ def dead_letter_keys(letters: list[dict[str, Any]]) -> Counter[tuple[str, str, s
 
 def expected_dead_letter_keys(expected: Expected) -> Counter[tuple[str, str, str]]:
     keys: Counter[tuple[str, str, str]] = Counter()
-    for tenant, row_id in expected.dead_ingest:
-        keys["ingest", tenant, row_id] += 1
+    for (tenant, row_id), count in expected.dead_ingest.items():
+        keys["ingest", tenant, row_id] += count
     for send in expected.dead_sends:
         keys["resolve-send", send.split(".")[1], send] += 1
     return keys
