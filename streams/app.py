@@ -36,6 +36,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_credentials=credentials(settings),
         store="memory://",
         topic_partitions=settings.topic_partitions,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
         topic_replication_factor=1,
         datadir=str(settings.data_dir),
         web_host=settings.web_host,

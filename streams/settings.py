@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     broker_username: str | None = None
     broker_password: SecretStr | None = None
     topic_partitions: int = Field(default=4, ge=1)
+    broker_session_timeout: float = Field(default=60.0, gt=0)
+    """Seconds before the group evicts a worker that stopped heartbeating (e.g. killed)."""
     app_id: str = "leads-data-sync"
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     data_dir: Path = Path(".stack/worker-data")
