@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     lookback_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     page_size: int = Field(default=2500, ge=1, le=2500)
     in_batch_size: int = Field(default=500, ge=1, le=2500)
-    fetch_window: float = Field(default=0.5, gt=0)
+    fetch_window: float = Field(default=1.0, gt=0)
     refresh_seconds: int = Field(default=24 * 3600, gt=0)
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
     reack_after_seconds: float = Field(default=300.0, ge=0)

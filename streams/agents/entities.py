@@ -10,10 +10,13 @@ from typing import Any
 from streams.app import app, settings
 from streams.tables.entities import Resolver, categories, emails, sends, subscribers
 
+REQUESTS_PER_WINDOW = 10_000
+"""Request records gathered at most per window; the window (``fetch_window``) is what usually ends it."""
+
 
 def resolver_agent(resolver: Resolver) -> Any:
     async def resolve(stream):
-        async for requests in stream.take(settings.in_batch_size, within=settings.fetch_window):
+        async for requests in stream.take(REQUESTS_PER_WINDOW, within=settings.fetch_window):
             await resolver.resolve(requests)
 
     resolve.__name__ = resolve.__qualname__ = f"{resolver.kind}_resolver"

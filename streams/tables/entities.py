@@ -8,6 +8,7 @@ Ids SFMC does not return are retried with backoff, then dead-lettered; they neve
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -105,8 +106,12 @@ class Resolver:
                 key = entity(req.tenant, self.kind, ident)
                 if (req.attempt or key not in self.retries) and self.stale(key, now):
                     wanted[req.tenant, req.attempt].add(ident)
-        for (tenant, attempt), ids in wanted.items():
-            await self.fetch_and_store(tenant, sorted(ids), attempt)
+        batch = settings.in_batch_size
+        await asyncio.gather(*(
+            self.fetch_and_store(tenant, chunk, attempt)
+            for (tenant, attempt), ids in wanted.items()
+            for chunk in (sorted(ids)[i : i + batch] for i in range(0, len(ids), batch))
+        ))  # the client limits concurrent calls per BU
 
     async def on_request(self, req: EntityRequest) -> None:
         """Hook for data that rides on a request (a send's acks)."""
@@ -155,13 +160,14 @@ class Resolver:
     async def requeue_due(self) -> None:
         """Every second: request again the due retries of the partitions this worker owns."""
         now = time.time()
+        # the worker that consumes a key's request partition owns the key (standbys hold copies too)
         owned = app.assignor.assigned_actives()
-        changelog = self.retries.changelog_topic.get_topic_name()
-        partitions = self.retries.changelog_topic.partitions or settings.topic_partitions
+        topic = self.topic.get_topic_name()
+        partitions = self.topic.partitions or settings.topic_partitions
         due: dict[tuple[str, int], list[str]] = defaultdict(list)
         for key, retry in list(self.retries.items()):
             if (retry["due"] <= now and self._requeued.get(key) != retry["attempt"]
-                    and TP(changelog, partition_of(key, partitions)) in owned):
+                    and TP(topic, partition_of(key, partitions)) in owned):
                 self._requeued[key] = retry["attempt"]
                 due[retry["tenant"], retry["attempt"]].append(retry["id"])
         for (tenant, attempt), ids in due.items():
