@@ -13,7 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from streams.entities import NAMESPACES, entity, object_id, parse_entity
+from streams.entities import NAMESPACES, EntityType, entity, object_id, parse_entity
 from streams.models import EntitySnapshot
 
 IDENTITY_FIELDS = {
@@ -116,10 +116,18 @@ def category_has_deployments(tenant: str, category_id: int | str) -> UpdateOne:
     )
 
 
+def _ref(snapshot: EntitySnapshot, field: str, kind: EntityType) -> str | None:
+    ident = snapshot.data.get(field)
+    return entity(snapshot.tenant, kind, ident) if ident else None
+
+
 def category_ref(snapshot: EntitySnapshot) -> str | None:
     """The entity of an email's category, if it has one."""
-    category_id = snapshot.data.get("category_id")
-    return entity(snapshot.tenant, "category", category_id) if category_id else None
+    return _ref(snapshot, "category_id", "category")
+
+
+def _copied_flags(parent: Flags) -> dict[str, bool]:
+    return {name: bool(parent.get(name, False)) for name in ("rollupMetrics", "isNewsletter")}
 
 
 def deployment_update(snapshot: EntitySnapshot, category: Flags) -> UpdateOne:
@@ -129,15 +137,13 @@ def deployment_update(snapshot: EntitySnapshot, category: Flags) -> UpdateOne:
         "name": data.get("name"),
         "subject": data.get("subject"),
         "categoryId": object_id(category_entity) if category_entity else None,
-        "rollupMetrics": bool(category.get("rollupMetrics", False)),
-        "isNewsletter": bool(category.get("isNewsletter", False)),
+        **_copied_flags(category),
     })
 
 
 def deployment_ref(snapshot: EntitySnapshot) -> str | None:
     """The entity of a send's email (its deployment), if it has one."""
-    email_id = snapshot.data.get("email_id")
-    return entity(snapshot.tenant, "email", email_id) if email_id else None
+    return _ref(snapshot, "email_id", "email")
 
 
 def sent_date(snapshot: EntitySnapshot) -> datetime | None:
@@ -171,8 +177,7 @@ def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
         },
         "isTestSend": is_test_send(data.get("subject")),
         "deploymentId": object_id(email_entity) if email_entity else None,
-        "rollupMetrics": bool(deployment.get("rollupMetrics", False)),
-        "isNewsletter": bool(deployment.get("isNewsletter", False)),
+        **_copied_flags(deployment),
     })
 
 
