@@ -73,10 +73,14 @@ async def poll(unit: BusinessUnit) -> int:
 
 
 def _poller(unit: BusinessUnit) -> None:
-    async def poll_unit() -> None:
-        await poll(unit)
+    # a one-second timer that polls when due: the first poll comes as soon as a leader is known,
+    # not a whole interval after start (a faust timer first sleeps its interval)
+    async def poll_when_due() -> None:
+        finished = poll_status.get(unit.tenant, {}).get("last_poll_finished", 0.0)
+        if time.time() - finished >= settings.poll_interval:
+            await poll(unit)
 
-    app.timer(settings.poll_interval, on_leader=True, name=f"poll-{unit.tenant}")(poll_unit)
+    app.timer(1.0, on_leader=True, name=f"poll-{unit.tenant}")(poll_when_due)
 
 
 for _unit in settings.business_units:
