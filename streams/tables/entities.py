@@ -60,11 +60,10 @@ send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement c
 
 
 def to_data(record: Any) -> dict[str, Any]:
-    """A client record as JSON-ready data (datetimes as ISO strings)."""
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in dataclasses.asdict(record).items()
-    }
+    """A client record as JSON-ready data (datetimes as ISO strings). Fields are read directly:
+    ``dataclasses.asdict`` deep-copies, which cost more than the rest of a fetch."""
+    data = {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in data.items()}
 
 
 async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
