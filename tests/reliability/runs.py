@@ -202,7 +202,8 @@ def finish(stage: Stage, client: MongoClient, timeout: float = 180) -> None:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text (0 when absent)."""
+    """The sum of the samples of ``name`` in Prometheus text whose labels include ``labels`` (0 if none)."""
+    total = 0.0
     for line in text.splitlines():
         if line.startswith("#"):
             continue
@@ -211,8 +212,8 @@ def metric(text: str, name: str, **labels: str) -> float:
             continue
         found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
         if all(found.get(k) == v for k, v in labels.items()):
-            return float(match.group(3))
-    return 0.0
+            total += float(match.group(3))
+    return total
 
 
 def web_get(worker: Worker, path: str, token: str | None = None, timeout: float = 10) -> httpx.Response:
