@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     # Source and entities
     poll_interval: float = Field(default=30.0, gt=0)
     lookback_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    poll_overlap_seconds: int = Field(default=3600, ge=0)
     page_size: int = Field(default=2500, ge=1, le=2500)
     in_batch_size: int = Field(default=500, ge=1, le=2500)
     fetch_window: float = Field(default=1.0, gt=0)

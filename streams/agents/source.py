@@ -6,6 +6,7 @@ same partition. Only the leader worker polls.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from streams.app import app, settings
 from streams.edges import rows_by_send
-from streams.marketing_cloud import MarketingCloudError
+from streams.marketing_cloud import MarketingCloudError, parse_de_date
 from streams.resources import marketing_cloud
 from streams.settings import BusinessUnit
 from streams.tables.seen_rows import row_key
@@ -26,49 +27,65 @@ poll_status: dict[str, dict[str, Any]] = {}
 """Per tenant: last poll start and end, rows read by the last poll and in total, last error."""
 
 
-class RecentRows:
-    """Rows this worker appended within ``reack_after_seconds``. Until the pipeline marks them, every poll
-    reads them again; they are not appended again (the seen-rows table catches the rest, on any worker)."""
+class PollState:
+    """What the leader remembers between polls of one BU's click log.
+
+    Rows stay in the DE until marked processed, so a poll over the whole lookback reads every row still in
+    flight again. Most polls therefore read only back to ``poll_overlap_seconds`` before the newest click
+    seen; a sweep over the whole lookback runs every ``reack_after_seconds`` (and first) to find rows that
+    arrived late or whose mark was lost. Rows appended within ``reack_after_seconds`` are not appended again
+    (the seen-rows table catches what gets past this, on any worker)."""
 
     def __init__(self, tenant: str) -> None:
         self.tenant = tenant
         self.appended: dict[str, float] = {}
+        self.newest: datetime | None = None
+        self.last_sweep = -math.inf
+
+    def since(self, now: float) -> datetime:
+        floor = datetime.fromtimestamp(now - settings.lookback_seconds, UTC)
+        if self.newest is None or now - self.last_sweep >= settings.reack_after_seconds:
+            self.last_sweep = now
+            self.appended = {k: t for k, t in self.appended.items() if now - t < settings.reack_after_seconds}
+            return floor
+        return max(floor, self.newest - timedelta(seconds=settings.poll_overlap_seconds))
 
     def new(self, rows: list[dict[str, str]], now: float) -> list[dict[str, str]]:
+        """The rows not appended lately; notes the newest click time."""
         fresh = []
         for row in rows:
             key = row_key(self.tenant, row)
             if now - self.appended.get(key, -math.inf) >= settings.reack_after_seconds:
                 self.appended[key] = now
                 fresh.append(row)
+            with contextlib.suppress(ValueError):
+                clicked = parse_de_date(row.get("EventDate") or "")
+                self.newest = clicked if self.newest is None else max(self.newest, clicked)
         return fresh
 
-    def forget_old(self, now: float) -> None:
-        self.appended = {k: t for k, t in self.appended.items() if now - t < settings.reack_after_seconds}
 
-
-_recent: dict[str, RecentRows] = {}
+_state: dict[str, PollState] = {}
 
 
 async def poll(unit: BusinessUnit) -> int:
-    """Read every ready row newer than the lookback and append it to ``click-rows``; return the count."""
+    """Read the ready rows (see ``PollState``) and append new ones to ``click-rows``; return rows read."""
     status = poll_status.setdefault(unit.tenant, {"rows_total": 0})
-    status["last_poll_started"] = time.time()
-    since = datetime.now(UTC) - timedelta(seconds=settings.lookback_seconds)
-    recent = _recent.setdefault(unit.tenant, RecentRows(unit.tenant))
-    recent.forget_old(time.time())
+    status["last_poll_started"] = now = time.time()
+    state = _state.setdefault(unit.tenant, PollState(unit.tenant))
+    since = state.since(now)
     count = 0
     try:
         async for page in marketing_cloud(unit.tenant).click_rows(since, settings.page_size):
             read_at = time.time()
-            for job_id, rows in rows_by_send(recent.new(page, read_at)).items():
+            for job_id, rows in rows_by_send(state.new(page, read_at)).items():
                 await append_click_rows(unit.tenant, job_id, rows, read_at=read_at, source="sfmc")
             count += len(page)
         status["last_error"] = None
     except MarketingCloudError as exc:
         status["last_error"] = str(exc)
         log.warning("polling the click log of %s failed after %d rows: %s", unit.tenant, count, exc)
-    status.update(last_poll_finished=time.time(), rows_last_poll=count, rows_total=status["rows_total"] + count)
+    status.update(last_poll_finished=time.time(), rows_last_poll=count, rows_total=status["rows_total"] + count,
+                  last_poll_since=since.isoformat())
     return count
 
 
