@@ -57,7 +57,6 @@ def create_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         origin="streams",
         producer_linger_ms=5,
-        stream_buffer_maxsize=16384,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
     )
