@@ -112,14 +112,14 @@ def paced(**knobs: Any) -> Config:
 
 
 def begin(dataset: dict[str, Any], tmp: Path, client: MongoClient, kafka_url: str, mongo_url: str, *,
-          config: Config | None = None, workers: int = 1, **extra: str) -> Stage:
+          config: Config | None = None, workers: int = 1, expected: Any = None, **extra: str) -> Stage:
     """Start the emulator (``config``, default ``paced()``) and ``workers`` workers; ``extra`` are more
     ``LEADS_*`` settings (default ``LEADS_PAGE_SIZE=100``)."""
     config = config or paced()
     extra = {"LEADS_PAGE_SIZE": "100", **extra}
     prefix = unique_prefix()
     database = f"rel_{prefix}"
-    run = Run(dataset, expected_documents(dataset), database, prefix)
+    run = Run(dataset, expected or expected_documents(dataset), database, prefix)
     client[database]["url-acknowledgments"].insert_many(url_acknowledgment_docs(dataset))
     emulator = EmulatorThread(dataset, config)
     run.url = emulator.start()
