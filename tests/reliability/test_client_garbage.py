@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError, RetriesExhausted
@@ -134,4 +134,28 @@ def test_truncated_and_noisy_replies(call: str, status: int, cut: int, noise: by
                           max_leaves=12))
 def test_wrong_typed_json(call: str, status: int, reply: Any) -> None:
     """REST replies of the wrong shape (asset pages, 10006 bodies): a result or a MarketingCloudError."""
+    assume(not (call == "emails" and _bad_asset_items(reply)))  # pinned by test_asset_items_of_the_wrong_type
     check(asyncio.run(attempt(call, status, json.dumps(reply).encode())), f"{call} HTTP {status} {reply!r}")
+
+
+_NESTED = ("legacyData", "data", "views", "category")
+
+
+def _bad_asset_items(reply: Any) -> bool:
+    """An asset page whose items (or their nested objects) are not JSON objects."""
+    items = reply.get("items") if isinstance(reply, dict) else None
+    if not isinstance(items, list):
+        return False
+    return any(not isinstance(item, dict) or any(item.get(k) and not isinstance(item.get(k), dict) for k in _NESTED)
+               for item in items)
+
+
+@pytest.mark.parametrize("reply", [{"items": [None]}, {"items": [1], "count": 1}, {"items": ["x"]},
+                                   {"items": [{"legacyData": "x"}]}, {"items": [{"data": [1]}]}])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "DEFECT: streams/marketing_cloud/rest.py asset_page checks that items is a list but not that each item "
+    "is an object, and records.py email_from_asset calls .get() on whatever it is given (items and their "
+    "legacyData/data/views/category): AttributeError escapes MarketingCloudClient.emails()"))
+def test_asset_items_of_the_wrong_type(reply: Any) -> None:
+    exc = asyncio.run(attempt("emails", 200, json.dumps(reply).encode()))
+    assert isinstance(exc, MarketingCloudError), f"{type(exc).__name__}: {exc}"

@@ -33,7 +33,7 @@ def test_out_of_range_date_is_dead_lettered(stages: list, tmp_path: Path, client
     expected.dead_ingest[unit["tenant"], poison["ID"]] += 1
     stage = begin(dataset, tmp_path, client, kafka_url, mongo_url, expected=expected)
     stages.append(stage)
-    finish(stage, client, timeout=60)
+    finish(stage, client, timeout=40)
     crashes = [line for line in stage.run.workers[0].log().splitlines() if "Crashed reason=" in line]
     assert not crashes, f"agent crashes: {crashes[:3]}"
     assert_end_state(stage, kafka_bootstrap)
