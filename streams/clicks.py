@@ -60,8 +60,11 @@ def parse_row(tenant: str, row: Mapping[str, str], skip_job_ids: frozenset[str])
     subscriber_id = _numeric(row, "SubscriberID")
     try:
         moment = parse_de_date(row.get("EventDate") or "")
+        day = chicago_day(moment)
     except ValueError:
         raise RowRejected("EventDate is missing or not a date like 9/7/2020 7:31:04 AM") from None
+    except OverflowError:
+        raise RowRejected("EventDate is out of range") from None
     try:
         bot = parse_bool(row.get("IsBot_v3") or "False")
     except ValueError:
@@ -78,7 +81,7 @@ def parse_row(tenant: str, row: Mapping[str, str], skip_job_ids: frozenset[str])
         url_id=link.url_id,
         ack=link.ack,
         time=moment.timestamp(),
-        day=chicago_day(moment).timestamp(),
+        day=day.timestamp(),
         bot=bot,
         keys=row_keys(row),
     )

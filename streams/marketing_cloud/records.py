@@ -174,8 +174,15 @@ def email_from_soap(result: Mapping[str, Any]) -> Email:
     )
 
 
-def email_from_asset(asset: Mapping[str, Any]) -> Email | None:
+def email_from_asset(asset: Any) -> Email | None:
     """A Content Builder asset → Email; ``None`` when it carries no legacy id."""
+    try:
+        return _email_from_asset(asset)
+    except (AttributeError, TypeError, ValueError) as exc:  # a reply of the wrong shape
+        raise MalformedResponse(f"asset query reply has a malformed item: {type(exc).__name__}") from None
+
+
+def _email_from_asset(asset: Mapping[str, Any]) -> Email | None:
     legacy = (asset.get("legacyData") or {}).get("legacyId")
     if legacy is None:
         legacy = (((asset.get("data") or {}).get("email") or {}).get("legacy") or {}).get("legacyId")

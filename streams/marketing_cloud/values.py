@@ -17,7 +17,9 @@ _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
 
-_DE_DATE = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2}) ([AaPp][Mm])\s*")
+_DE_DATE = re.compile(
+    r"\s*([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\s+([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})\s+([AaPp][Mm])\s*"
+)
 
 
 def parse_de_date(value: str) -> datetime:

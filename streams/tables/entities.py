@@ -26,6 +26,7 @@ from streams.entities import EntityType, entity
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
 from streams.models import EntityRequest, EntitySnapshot
 from streams.resources import marketing_cloud
+from streams.tables.keyed import keyed_table
 from streams.topics import (
     category_requests,
     email_requests,
@@ -39,13 +40,6 @@ from streams.topics import (
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
-
-
-def keyed_table(name: str, *, partitions: int | None = None, **options: Any) -> TableT:
-    """A table keyed by entity whose changelog partition is the one Kafka's partitioner gives the key
-    (``use_partitioner``), as ``partition_of`` routes requests. So a key's entry lives with the worker that
-    owns its requests, even when a batch spans partitions."""
-    return app.Table(name, partitions=partitions, use_partitioner=True, key_type=str, **options)
 
 
 def _table(name: str, partitions: int | None = None) -> TableT:
@@ -121,7 +115,8 @@ class Resolver:
             records = await metrics.sfmc_calls.time(fetching, call=self.kind, tenant=tenant)
         except MarketingCloudError as exc:
             log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
-            await self.retry(tenant, ids, attempt, f"SFMC error: {exc}")
+            # SFMC being unwell is no verdict on the ids: they are tried again until it answers
+            await self.retry(tenant, ids, attempt, f"SFMC error: {exc}", final=False)
             return
         retrieved_at = time.time()
         found = {str(record.id): record for record in records}
@@ -134,7 +129,8 @@ class Resolver:
             await self.publish(snapshot)
         await self.after_fetch(tenant, list(found.values()))
         if missing := [ident for ident in ids if ident not in found]:
-            await self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID")
+            await self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID",
+                             final=attempt + 1 >= settings.entity_fetch_attempts)
 
     async def publish(self, snapshot: EntitySnapshot) -> None:
         self.table[snapshot.entity] = snapshot
@@ -143,13 +139,12 @@ class Resolver:
     async def after_fetch(self, tenant: str, records: list[Any]) -> None:
         """Hook: request the entities these records refer to."""
 
-    async def retry(self, tenant: str, ids: list[str], attempt: int, reason: str) -> None:
-        """Ask again later with backoff; after the last attempt, dead-letter each id with the reason."""
-        last = attempt + 1 >= settings.entity_fetch_attempts
+    async def retry(self, tenant: str, ids: list[str], attempt: int, reason: str, *, final: bool) -> None:
+        """Ask again later with backoff (doubling, at most a minute); when ``final``, dead-letter each id."""
         due = time.time() + min(2.0**attempt, 60.0)
         for ident in ids:
             key = entity(tenant, self.kind, ident)
-            if last:
+            if final:
                 self.retries.pop(key, None)
                 await send_dead_letter(key, f"resolve-{self.kind}", f"{reason} (after {attempt + 1} attempts)",
                                        tenant, {"entity": key})

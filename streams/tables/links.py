@@ -6,6 +6,6 @@ email's category entity and the sends waiting on it. One partition (``entity-cha
 
 from __future__ import annotations
 
-from streams.app import app
+from streams.tables.keyed import keyed_table
 
-send_links = app.Table("send-links", default=dict, partitions=1, use_partitioner=True, help="send/email join state")
+send_links = keyed_table("send-links", default=dict, partitions=1, help="send/email join state")

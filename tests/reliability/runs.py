@@ -43,8 +43,16 @@ from tests.pipeline.test_end_to_end import (
 )
 
 __all__ = [
-    "Run", "assert_documents", "collect", "dead_letter_keys", "dead_letters", "drain",
-    "expected_dead_letter_keys", "make_dataset", "stop_workers", "processed_ids",
+    "Run",
+    "assert_documents",
+    "collect",
+    "dead_letter_keys",
+    "dead_letters",
+    "drain",
+    "expected_dead_letter_keys",
+    "make_dataset",
+    "processed_ids",
+    "stop_workers",
 ]
 
 SESSION_TIMEOUT = "8"  # seconds before Kafka evicts a SIGKILLed member (faust's default is 60)

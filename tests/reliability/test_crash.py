@@ -75,11 +75,6 @@ def agent_crashes(log: str) -> list[str]:
     return [line for line in log.splitlines() if "Crashed reason=" in line]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "DEFECT (timing dependent): a worker whose Kafka producer fetched its metadata before the changelog "
-    "topics existed crashes its agents on the first write to a use_partitioner table "
-    "(streams/tables/entities.py keyed_table: faust Producer.key_partition -> aiokafka _partition -> "
-    "partitions_for_topic() is None -> TypeError); the crashed records' entity requests are lost"))
 def test_two_workers_started_together(stages: list, tmp_path: Path, client: MongoClient, kafka_url: str,
                                       mongo_url: str, kafka_bootstrap: str) -> None:
     """Two workers started at the same moment on fresh topics (a deployment rollout): no agent crashes,

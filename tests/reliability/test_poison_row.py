@@ -16,10 +16,6 @@ from tests.reliability.runs import assert_end_state, begin, finish, small_datase
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: streams/clicks.py parse_row raises OverflowError (not RowRejected) for an EventDate past "
-    "datetime.max in UTC; streams/agents/ingest.py ingest_rows catches only RowRejected, so the ingest agent "
-    "crashes on the whole click-rows record (the other rows of that send and page)"))
 def test_out_of_range_date_is_dead_lettered(stages: list, tmp_path: Path, client: MongoClient, kafka_url: str,
                                             mongo_url: str, kafka_bootstrap: str) -> None:
     dataset = small_dataset(seed=71, rows=1000)

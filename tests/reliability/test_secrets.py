@@ -113,10 +113,6 @@ def test_settings_reprs_hide_secrets() -> None:
         assert secret not in text, f"{secret} in {text[:2000]}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: streams/settings.py load_settings catches only pydantic's ValidationError; an environment "
-    "value that is not valid JSON (LEADS_BUSINESS_UNITS) raises pydantic_settings.SettingsError, not "
-    "ConfigError (README: bad values fail at start with the field named, as a ConfigError)"))
 def test_unparseable_business_units_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADS_BUSINESS_UNITS", json.dumps([_unit()])[:-3])
     with pytest.raises(ConfigError):
