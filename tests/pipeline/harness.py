@@ -94,7 +94,8 @@ def emulator_rows(emulator_url: str, client_id: str) -> list[dict[str, str]]:
     return body["rows"] if isinstance(body, dict) else body
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: list[Worker]) -> None:
+def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: list[Worker],
+               interval: float = 1.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -102,7 +103,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: li
         for worker in workers:
             if worker.process and worker.process.poll() is not None:
                 raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
-        time.sleep(1)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
 
 

@@ -27,6 +27,7 @@ from tests.pipeline.harness import (
     emulator_rows,
     unique_prefix,
     url_acknowledgment_docs,
+    wait_until,
     worker_env,
 )
 from tests.pipeline.test_end_to_end import (
@@ -144,16 +145,8 @@ def begin(dataset: dict[str, Any], tmp: Path, client: MongoClient, kafka_url: st
 
 
 def wait_for(check: Any, timeout: float, what: str, workers: list[Worker]) -> None:
-    """Like the harness's ``wait_until``, polling twice a second."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        for worker in workers:
-            if worker.process and worker.process.poll() is not None:
-                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    """The harness's ``wait_until``, polling twice a second."""
+    wait_until(check, timeout, what, workers, interval=0.5)
 
 
 def wait_partly_processed(stage: Stage, share: float, timeout: float = 120) -> set[str]:
