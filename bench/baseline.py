@@ -10,22 +10,20 @@ SFMC client. ``run_baseline`` stops after ``seconds`` (or when the rows run out)
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient
 
-from streams import documents
+from stack.demo import unit_settings
 from streams.clicks import RowRejected, click_updates, parse_row, row_keys
 from streams.entities import entity
 from streams.marketing_cloud import MarketingCloudClient
-from streams.models import EntitySnapshot
 from streams.mongo import INDEXES
 from streams.settings import BusinessUnit
 
-from .limit import to_data, unit_settings
+from .limit import model_operations
 
 BATCH = 10
 
@@ -38,53 +36,14 @@ async def _batch(client: MarketingCloudClient, tenant: str, rows: list[dict[str,
             events.append((entity(tenant, "send", row["JobID"].strip()), parse_row(tenant, row, skip)))
         except RowRejected:
             continue
-    now = time.time()
-
-    def snap(kind: str, record: Any, **data: Any) -> EntitySnapshot:
-        return EntitySnapshot(entity=entity(tenant, kind, record.id), tenant=tenant, kind=kind,
-                              data={**to_data(record), **data}, retrieved_at=now)
-
-    sends = await client.sends({s.rpartition("*")[2] for s, _ in events}) if events else []
-    subscribers = await client.subscribers({e.subscriber.rpartition("*")[2] for _, e in events}) if events else []
-    emails = await client.emails({s.email_id for s in sends if s.email_id}) if sends else []
-    folders: dict[int, Any] = {}
-    wanted = {e.category_id for e in emails if e.category_id}
-    while wanted:
-        for folder in await client.folders(wanted):
-            folders[folder.id] = folder
-        wanted = {f.parent_id for f in folders.values() if f.parent_id and f.parent_id not in folders}
-
-    def path(folder: Any) -> list[str]:
-        names = [folder.name]
-        while folder.parent_id and folder.parent_id in folders:
-            folder = folders[folder.parent_id]
-            names.append(folder.name)
-        return names[::-1]
-
-    def write(collection: str, ops: list[Any]) -> None:
-        if ops:
-            db[collection].bulk_write(ops, ordered=False)
-
-    write("identities", [documents.identity_update(snap("subscriber", s)) for s in subscribers])
-    write("email-categories", [documents.category_update(snap("category", f, path=path(f))) for f in folders.values()])
-    email_snaps = {e.id: snap("email", e) for e in emails}
-    write("email-deployments", [documents.deployment_update(s, {}) for s in email_snaps.values()])
-    write("email-categories", [documents.category_has_deployments(tenant, e.category_id) for e in emails
-                               if e.category_id])
-    acks: dict[str, set[str]] = defaultdict(set)
-    for send, event in events:
-        acks[send].add(event.ack)
-    url_ops = []
-    for send in sends:
-        send_snap = snap("send", send).derive(acks=sorted(acks[entity(tenant, "send", send.id)]))
-        write("email-sends", [documents.send_update(send_snap, {})])
-        email = email_snaps.get(send.email_id) if send.email_id else None
-        category = documents.category_ref(email) if email else None
-        url_ops += documents.send_url_updates(send_snap, category, url_ids)
-    write("email-send-urls", url_ops)
-    guid_ops, bot_ops = click_updates(events)
-    write("event-email-clicks", guid_ops)
-    write("event-email-clicks", bot_ops)
+    if events:
+        ops, _ = await model_operations(client, tenant, events, url_ids)
+        for name in ("identities", "email-categories", "email-deployments", "email-sends", "email-send-urls"):
+            if ops.get(name):
+                db[name].bulk_write(ops[name], ordered=False)
+    for clicks in click_updates(events):
+        if clicks:
+            db["event-email-clicks"].bulk_write(clicks, ordered=False)
     await client.mark_processed([row_keys(row) for row in rows])
 
 

@@ -7,35 +7,68 @@ part), turned into the snapshots the resolvers would publish and into the sinks'
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient, UpdateOne
 
+from stack.demo import unit_settings
 from streams import documents
 from streams.clicks import RowRejected, click_updates, parse_row
-from streams.entities import entity
+from streams.entities import EntityType, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudClient
 from streams.models import ClickEvent, EntitySnapshot
 from streams.mongo import INDEXES
 from streams.settings import BusinessUnit
 
 
-def to_data(record: Any) -> dict[str, Any]:
-    """As ``streams.tables.entities.to_data`` (not imported: that module builds the faust app)."""
-    return {key: value.isoformat() if isinstance(value, datetime) else value
-            for key, value in dataclasses.asdict(record).items()}
+async def model_operations(client: MarketingCloudClient, tenant: str, events: list[tuple[str, ClickEvent]],
+                           url_ids: dict[str, list[ObjectId]]) -> tuple[dict[str, list[UpdateOne]], dict[str, int]]:
+    """Fetch what ``events`` refer to (their sends and subscribers, the sends' emails, the folder trees up to
+    the root) with the project's client, and build the models' upserts with its document builders, as the
+    resolvers and the models sink would. Returns the upserts by collection and the entities by kind."""
+    sends = await client.sends({send.rpartition("*")[2] for send, _ in events})
+    subscribers = await client.subscribers({event.subscriber.rpartition("*")[2] for _, event in events})
+    emails = await client.emails({s.email_id for s in sends if s.email_id})
+    folders: dict[int, Any] = {}
+    wanted = {e.category_id for e in emails if e.category_id}
+    while wanted:
+        for folder in await client.folders(wanted):
+            folders[folder.id] = folder
+        wanted = {f.parent_id for f in folders.values() if f.parent_id and f.parent_id not in folders}
+    now = time.time()
 
+    def snap(kind: EntityType, record: Any, **data: Any) -> EntitySnapshot:
+        return EntitySnapshot(entity=entity(tenant, kind, record.id), tenant=tenant, kind=kind,
+                              data={**snapshot_data(record), **data}, retrieved_at=now)
 
-def unit_settings(unit: dict[str, Any], emulator_url: str) -> dict[str, Any]:
-    return {"tenant": unit["tenant"], "mid": unit.get("mid"), "client_id": unit["client_id"],
-            "client_secret": unit["client_secret"], "auth_base_url": emulator_url,
-            "click_log_key": unit["click_log_key"], "click_log_object_id": unit["click_log_object_id"],
-            "skip_job_ids": unit.get("skip_job_ids", [])}
+    def path(folder: Any) -> list[str]:
+        names = [folder.name]
+        while folder.parent_id and folder.parent_id in folders:
+            folder = folders[folder.parent_id]
+            names.append(folder.name)
+        return names[::-1]
+
+    acks: dict[str, set[str]] = defaultdict(set)
+    for send_entity, event in events:
+        acks[send_entity].add(event.ack)
+    email_snaps = {e.id: snap("email", e) for e in emails}
+    ops: dict[str, list[UpdateOne]] = defaultdict(list)
+    ops["identities"] = [documents.identity_update(snap("subscriber", s)) for s in subscribers]
+    ops["email-categories"] = [documents.category_update(snap("category", f, path=path(f))) for f in folders.values()]
+    ops["email-deployments"] = [documents.deployment_update(s, {}) for s in email_snaps.values()]
+    ops["email-categories"] += [documents.category_has_deployments(tenant, e.category_id) for e in emails
+                                if e.category_id]
+    for send in sends:
+        send_snap = snap("send", send).derive(acks=sorted(acks[entity(tenant, "send", send.id)]))
+        ops["email-sends"].append(documents.send_update(send_snap, {}))
+        email = email_snaps.get(send.email_id) if send.email_id else None
+        category = documents.category_ref(email) if email else None
+        ops["email-send-urls"] += documents.send_url_updates(send_snap, category, url_ids)
+    counts = {"send": len(sends), "subscriber": len(subscribers), "email": len(emails), "category": len(folders)}
+    return ops, counts
 
 
 def events_of(unit: dict[str, Any]) -> tuple[list[tuple[str, ClickEvent]], int]:
@@ -73,49 +106,11 @@ async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[s
         guid_ops, bot_ops = click_updates(events)
         ops["event-email-clicks"] += guid_ops
         ops["event-email-clicks:bots"] += bot_ops
-        acks: dict[str, set[str]] = defaultdict(set)
-        for send, event in events:
-            acks[send].add(event.ack)
-        send_ids = sorted({send.rpartition("*")[2] for send, _ in events})
-        subscriber_ids = sorted({event.subscriber.rpartition("*")[2] for _, event in events})
         async with MarketingCloudClient(BusinessUnit(**unit_settings(unit, emulator_url))) as client:
-            sends = await client.sends(send_ids)
-            subscribers = await client.subscribers(subscriber_ids)
-            emails = await client.emails({s.email_id for s in sends if s.email_id})
-            folders: dict[int, Any] = {}
-            wanted = {e.category_id for e in emails if e.category_id}
-            while wanted:
-                for folder in await client.folders(wanted):
-                    folders[folder.id] = folder
-                wanted = {f.parent_id for f in folders.values() if f.parent_id and f.parent_id not in folders}
-        now = time.time()
-
-        def snap(kind: str, record: Any, tenant: str = tenant, now: float = now, **data: Any) -> EntitySnapshot:
-            return EntitySnapshot(entity=entity(tenant, kind, record.id), tenant=tenant, kind=kind,
-                                  data={**to_data(record), **data}, retrieved_at=now)
-
-        def path(folder: Any, folders: dict[int, Any] = folders) -> list[str]:
-            names = [folder.name]
-            while folder.parent_id and folder.parent_id in folders:
-                folder = folders[folder.parent_id]
-                names.append(folder.name)
-            return names[::-1]
-
-        ops["identities"] += [documents.identity_update(snap("subscriber", s)) for s in subscribers]
-        ops["email-categories"] += [documents.category_update(snap("category", f, path=path(f)))
-                                    for f in folders.values()]
-        email_snaps = {e.id: snap("email", e) for e in emails}
-        ops["email-deployments"] += [documents.deployment_update(s, {}) for s in email_snaps.values()]
-        ops["email-categories"] += [documents.category_has_deployments(tenant, e.category_id)
-                                    for e in emails if e.category_id]
-        for send in sends:
-            send_snap = snap("send", send).derive(acks=sorted(acks[entity(tenant, "send", send.id)]))
-            ops["email-sends"].append(documents.send_update(send_snap, {}))
-            email = email_snaps.get(send.email_id) if send.email_id else None
-            category = documents.category_ref(email) if email else None
-            ops["email-send-urls"] += documents.send_url_updates(send_snap, category, url_ids)
-        for kind, count in (("send", len(sends)), ("subscriber", len(subscribers)), ("email", len(emails)),
-                            ("category", len(folders))):
+            unit_ops, counts = await model_operations(client, tenant, events, url_ids)
+        for name, items in unit_ops.items():
+            ops[name] += items
+        for kind, count in counts.items():
             entities[kind] += count
     return {"ops": dict(ops), "entities": dict(entities), "acked_rows": acked_total}
 

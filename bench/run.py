@@ -38,11 +38,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bson import ObjectId
 from pymongo import MongoClient
 
+from stack.demo import business_units
 from streams.marketing_cloud.emulator.generator import Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 
 from .baseline import run_baseline
-from .limit import final_operations, unit_settings, write_limit
+from .limit import final_operations, write_limit
 from .raw_kafka import run_raw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def worker_env(dataset: dict[str, Any], emulator_url: str, database: str, prefix
                data_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEADS_")}
     env.update({
-        "LEADS_BUSINESS_UNITS": json.dumps([unit_settings(u, emulator_url) for u in dataset["units"]]),
+        "LEADS_BUSINESS_UNITS": json.dumps(business_units(dataset, emulator_url)),
         "LEADS_BROKER": f"kafka://{KAFKA}", "LEADS_MONGO_URL": MONGO, "LEADS_MONGO_DATABASE": database,
         "LEADS_APP_ID": f"bench-{prefix}", "LEADS_TOPIC_PREFIX": f"{prefix}.",
         "LEADS_POLL_INTERVAL": str(poll_interval), "LEADS_LOOKBACK_SECONDS": str(20 * 365 * 24 * 3600),

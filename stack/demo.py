@@ -24,21 +24,19 @@ from .config import Config, load
 DATABASE = "leads_demo"
 
 
+def unit_settings(unit: dict[str, Any], emulator_url: str) -> dict[str, Any]:
+    """Worker settings of one BU of an emulator dataset (an item of ``LEADS_BUSINESS_UNITS``)."""
+    return {
+        "tenant": unit["tenant"], "mid": unit.get("mid"), "client_id": unit["client_id"],
+        "client_secret": unit["client_secret"], "auth_base_url": emulator_url,
+        "click_log_key": unit["click_log_key"], "click_log_object_id": unit["click_log_object_id"],
+        "skip_job_ids": unit.get("skip_job_ids", []),
+    }
+
+
 def business_units(dataset: dict[str, Any], emulator_url: str) -> list[dict[str, Any]]:
-    """Worker settings (``LEADS_BUSINESS_UNITS``) for every BU of an emulator dataset."""
-    return [
-        {
-            "tenant": unit["tenant"],
-            "mid": unit.get("mid"),
-            "client_id": unit["client_id"],
-            "client_secret": unit["client_secret"],
-            "auth_base_url": emulator_url,
-            "click_log_key": unit["click_log_key"],
-            "click_log_object_id": unit["click_log_object_id"],
-            "skip_job_ids": unit.get("skip_job_ids", []),
-        }
-        for unit in dataset["units"]
-    ]
+    """``LEADS_BUSINESS_UNITS`` for every BU of an emulator dataset."""
+    return [unit_settings(unit, emulator_url) for unit in dataset["units"]]
 
 
 def _pending(cfg: Config, dataset: dict[str, Any]) -> int:

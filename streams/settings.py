@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     mongo_database: str = "leads"
 
     # Source and entities
+    poll_click_log: bool = True
+    """False where click rows reach ``click-rows`` only through the Kinesis or SQS edge."""
     poll_interval: float = Field(default=30.0, gt=0)
     lookback_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     poll_overlap_seconds: int = Field(default=3600, ge=0)

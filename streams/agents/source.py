@@ -100,5 +100,6 @@ def _poller(unit: BusinessUnit) -> None:
     app.timer(1.0, on_leader=True, name=f"poll-{unit.tenant}")(poll_when_due)
 
 
-for _unit in settings.business_units:
-    _poller(_unit)
+if settings.poll_click_log:
+    for _unit in settings.business_units:
+        _poller(_unit)

@@ -9,12 +9,10 @@ Ids SFMC does not return are retried with backoff, then dead-lettered; they neve
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 import faust
@@ -22,7 +20,7 @@ from faust.types import TP, TableT
 
 from streams import metrics
 from streams.app import app, settings
-from streams.entities import EntityType, entity
+from streams.entities import EntityType, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
 from streams.models import EntityRequest, EntitySnapshot
 from streams.resources import marketing_cloud
@@ -51,13 +49,6 @@ subscribers_table = _table("subscribers")
 emails_table = _table("emails")
 categories_table = _table("categories", partitions=1)
 send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement codes seen with each send")
-
-
-def to_data(record: Any) -> dict[str, Any]:
-    """A client record as JSON-ready data (datetimes as ISO strings). Fields are read directly:
-    ``dataclasses.asdict`` deep-copies, which cost more than the rest of a fetch."""
-    data = {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
-    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in data.items()}
 
 
 async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
@@ -124,7 +115,7 @@ class Resolver:
         for record in found.values():
             key = entity(tenant, self.kind, record.id)
             self.retries.pop(key, None)
-            snapshot = EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=to_data(record),
+            snapshot = EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=snapshot_data(record),
                                       retrieved_at=retrieved_at)
             await self.publish(snapshot)
         await self.after_fetch(tenant, list(found.values()))

@@ -74,5 +74,5 @@ def aws_client(service: str, endpoint: str) -> Any:
 def aws_env(endpoint: str, **extra: str) -> dict[str, str]:
     return {"LEADS_AWS_ENDPOINT_URL": endpoint, "LEADS_AWS_ACCESS_KEY_ID": "testing",
             "LEADS_AWS_SECRET_ACCESS_KEY": "testing", "LEADS_AWS_REGION": "us-east-1",
-            "LEADS_POLL_INTERVAL": "100000",  # the SFMC poller stays idle: rows come from the edge only
+            "LEADS_POLL_CLICK_LOG": "false",  # rows come from the edge only
             **extra}

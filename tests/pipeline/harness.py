@@ -15,21 +15,17 @@ from typing import Any
 
 import httpx
 
+from stack.demo import business_units
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_env(dataset: dict[str, Any], emulator_url: str, *, kafka_url: str, mongo_url: str, database: str,
                prefix: str, **extra: str) -> dict[str, str]:
     """Settings for a worker reading every BU of ``dataset`` from the emulator at ``emulator_url``."""
-    units = [{
-        "tenant": unit["tenant"], "mid": unit.get("mid"), "client_id": unit["client_id"],
-        "client_secret": unit["client_secret"], "auth_base_url": emulator_url,
-        "click_log_key": unit["click_log_key"], "click_log_object_id": unit["click_log_object_id"],
-        "skip_job_ids": unit.get("skip_job_ids", []),
-    } for unit in dataset["units"]]
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEADS_")}
     env.update({
-        "LEADS_BUSINESS_UNITS": json.dumps(units),
+        "LEADS_BUSINESS_UNITS": json.dumps(business_units(dataset, emulator_url)),
         "LEADS_BROKER": kafka_url,
         "LEADS_MONGO_URL": mongo_url,
         "LEADS_MONGO_DATABASE": database,
