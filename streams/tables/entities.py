@@ -1,9 +1,12 @@
 """Entity tables (sends, subscribers, emails, categories) and the resolver that fills them from SFMC.
 
 A resolver takes the requests gathered over a short window, keeps the ids whose table entry is missing
-or older than the refresh period, fetches them with one ``IN`` request per kind and business unit,
-stores each snapshot in its table, publishes it on ``entity-changes`` and requests what it refers to.
-Ids SFMC does not return are retried with backoff, then dead-lettered; they never hold up other keys.
+or older than the refresh period, fetches them with ``IN`` requests of up to ``in_batch_size`` ids per
+business unit (concurrently; the client limits calls per BU), stores each snapshot in its table,
+publishes it on ``entity-changes`` and requests what it refers to.
+Ids SFMC does not return are retried with backoff, then dead-lettered; while SFMC itself fails they are
+retried until it answers. Pending retries live in a table, so restarts keep them; they never hold up
+other keys.
 """
 
 from __future__ import annotations
