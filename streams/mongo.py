@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TypeVar
@@ -14,8 +12,8 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 
 from streams import metrics
 from streams.resources import mongo
+from streams.retry import until_done
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DUPLICATE_KEY = 11000
@@ -41,19 +39,11 @@ def _transient(exc: PyMongoError) -> bool:
     return isinstance(exc, OperationFailure) and exc.has_error_label("RetryableWriteError")
 
 
-async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]], *, cap: float = 30.0) -> T:
-    """Run ``attempt_fn()`` until it succeeds, sleeping 0.5 s doubling to ``cap`` on transient errors."""
-    delay = 0.5
-    while True:
-        try:
-            return await attempt_fn()
-        except PyMongoError as exc:
-            if not _transient(exc):
-                raise
-            log.warning("MongoDB %s failed (%s); retrying in %.1fs", what, type(exc).__name__, delay)
-            metrics.mongo_retries.inc(what=what)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, cap)
+async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt_fn()`` until MongoDB answers: 0.5 s doubling to 30 s on transient errors."""
+    return await until_done(f"MongoDB {what}", attempt_fn, first=0.5, cap=30.0,
+                            transient=lambda exc: isinstance(exc, PyMongoError) and _transient(exc),
+                            on_retry=lambda: metrics.mongo_retries.inc(what=what))
 
 
 async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:

@@ -8,9 +8,9 @@ partition until SFMC answers.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
 
 from streams import metrics
 from streams.app import app, settings
@@ -21,9 +21,9 @@ from streams.marketing_cloud.rest import KEY_MISMATCH
 from streams.models import AckBatch
 from streams.mongo import bulk_upsert
 from streams.resources import marketing_cloud
+from streams.retry import until_done
 from streams.topics import acks, send_dead_letter
 
-log = logging.getLogger(__name__)
 ROWSET_ROWS = 50
 PROCESSED_EVENTS = "processed-events"
 
@@ -67,15 +67,12 @@ async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
 
 
 async def _mark_until_done(tenant: str, rows: list[dict[str, str]]) -> list[RowFailure]:
-    delay = 1.0
-    while True:
-        try:
-            marking = marketing_cloud(tenant).mark_processed(rows)
-            return await metrics.sfmc_calls.time(marking, call="rowset", tenant=tenant)
-        except (TransientError, AuthError) as exc:
-            log.warning("marking %d rows of %s failed (%s); retrying in %.0fs", len(rows), tenant, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
-        except MarketingCloudError as exc:  # SFMC refused the request itself: dead-letter its rows
-            code = getattr(exc, "errorcode", None) or 0
-            return [RowFailure(keys, code, str(exc)) for keys in rows]
+    def marking() -> Awaitable[list[RowFailure]]:
+        return metrics.sfmc_calls.time(marketing_cloud(tenant).mark_processed(rows), call="rowset", tenant=tenant)
+
+    try:
+        return await until_done(f"marking {len(rows)} rows of {tenant}", marking,
+                                transient=lambda exc: isinstance(exc, TransientError | AuthError))
+    except MarketingCloudError as exc:  # SFMC refused the request itself: dead-letter its rows
+        code = getattr(exc, "errorcode", None) or 0
+        return [RowFailure(keys, code, str(exc)) for keys in rows]

@@ -8,8 +8,6 @@ message only after its rows are marked. Message format: docs/edges.md.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import defaultdict
 from typing import Any
 
@@ -22,8 +20,7 @@ from streams.bridge import aws, dead_letters, tenants
 from streams.edges import MessageRejected, ack_messages, parse_ack_message, parse_all
 from streams.models import AckBatch
 from streams.resources import marketing_cloud, mongo
-
-log = logging.getLogger(__name__)
+from streams.retry import until_done
 
 
 def ack_bodies(batch: list[AckBatch]) -> list[bytes]:
@@ -40,16 +37,13 @@ async def publish_acks(batch: list[AckBatch]) -> None:
     """Send the rows of ``batch`` to the acks queue; retry until SQS takes them (holding the partition,
     as the SFMC acker does). An entry SQS refuses for good goes to dead-letter."""
     bodies = ack_bodies(batch)
-    delay = 1.0
-    while True:
-        try:
-            sqs = await aws.get("sqs")
-            lost = await send_messages(sqs, await queue_url(sqs, settings.sqs_acks_queue or ""), bodies)
-            break
-        except Exception as exc:  # SQS unavailable: retry the batch (a repeated ack is harmless)
-            log.warning("publishing %d ack messages failed (%s); retrying in %.0fs", len(bodies), exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+
+    async def publish() -> list[tuple[bytes, str]]:
+        sqs = await aws.get("sqs")
+        return await send_messages(sqs, await queue_url(sqs, settings.sqs_acks_queue or ""), bodies)
+
+    # SQS unavailable: retry the batch (a repeated ack is harmless)
+    lost = await until_done(f"publishing {len(bodies)} ack messages", publish, transient=lambda exc: True)
     await dead_letters([(MessageRejected(f"SQS refused the ack message: {reason}"), body, {"queue": "acks"})
                         for body, reason in lost], "ack")
 

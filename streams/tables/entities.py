@@ -117,7 +117,7 @@ class Resolver:
         metrics.entities_fetched.inc(len(found), kind=self.kind)
         for record in found.values():
             key = entity(tenant, self.kind, record.id)
-            self.retries.pop(key, None)
+            self._forget_retry(key)
             snapshot = EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=snapshot_data(record),
                                       retrieved_at=retrieved_at)
             await self.publish(snapshot)
@@ -139,11 +139,15 @@ class Resolver:
         for ident in ids:
             key = entity(tenant, self.kind, ident)
             if final:
-                self.retries.pop(key, None)
+                self._forget_retry(key)
                 await send_dead_letter(key, f"resolve-{self.kind}", f"{reason} (after {attempt + 1} attempts)",
                                        tenant, {"entity": key})
             else:
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1, "due": due}
+
+    def _forget_retry(self, key: str) -> None:
+        self.retries.pop(key, None)
+        self._requeued.pop(key, None)
 
     async def requeue_due(self) -> None:
         """Every second: request again the due retries of the partitions this worker owns."""
