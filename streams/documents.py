@@ -95,12 +95,11 @@ def identity_update(snapshot: EntitySnapshot) -> UpdateOne:
 def category_update(snapshot: EntitySnapshot) -> UpdateOne:
     """``data`` holds ``name``, ``parent_id`` and ``path`` (the folder names from the root down)."""
     data = snapshot.data
-    parent = data.get("parent_id")
     return _upsert(
         snapshot,
         {"name": category_name(data["name"]),
          "fullName": " | ".join(category_name(name) for name in data["path"]),
-         "parentId": object_id(entity(snapshot.tenant, "category", parent)) if parent else None},
+         "parentId": _id_of(_ref(snapshot, "parent_id", "category"))},
         on_insert={"hasDeployments": False, "rollupMetrics": False, "isNewsletter": False},
     )
 
@@ -126,17 +125,21 @@ def category_ref(snapshot: EntitySnapshot) -> str | None:
     return _ref(snapshot, "category_id", "category")
 
 
+def _id_of(entity_ref: str | None) -> ObjectId | None:
+    """The ``_id`` a reference to another model stores (SPEC 4), or None when there is no such model."""
+    return object_id(entity_ref) if entity_ref else None
+
+
 def _copied_flags(parent: Flags) -> dict[str, bool]:
     return {name: bool(parent.get(name, False)) for name in ("rollupMetrics", "isNewsletter")}
 
 
 def deployment_update(snapshot: EntitySnapshot, category: Flags) -> UpdateOne:
     data = snapshot.data
-    category_entity = category_ref(snapshot)
     return _upsert(snapshot, {
         "name": data.get("name"),
         "subject": data.get("subject"),
-        "categoryId": object_id(category_entity) if category_entity else None,
+        "categoryId": _id_of(category_ref(snapshot)),
         **_copied_flags(category),
     })
 
@@ -157,7 +160,6 @@ def sent_date(snapshot: EntitySnapshot) -> datetime | None:
 
 def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
     data = snapshot.data
-    email_entity = deployment_ref(snapshot)
     return _upsert(snapshot, {
         "name": data.get("email_name"),
         "fromEmail": data.get("from_address"),
@@ -176,7 +178,7 @@ def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
             "bounces": sum(data.get(name) or 0 for name in ("hard_bounces", "soft_bounces", "other_bounces")),
         },
         "isTestSend": is_test_send(data.get("subject")),
-        "deploymentId": object_id(email_entity) if email_entity else None,
+        "deploymentId": _id_of(deployment_ref(snapshot)),
         **_copied_flags(deployment),
     })
 
@@ -185,10 +187,9 @@ def send_url_updates(send: EntitySnapshot, category_entity: str | None,
                      url_ids: Mapping[str, list[ObjectId]]) -> list[UpdateOne]:
     """One ``email-send-urls`` upsert per url id of each ack seen with the send."""
     send_id = object_id(send.entity)
-    email_entity = deployment_ref(send)
     on_insert = {
-        "deploymentId": object_id(email_entity) if email_entity else None,
-        "categoryId": object_id(category_entity) if category_entity else None,
+        "deploymentId": _id_of(deployment_ref(send)),
+        "categoryId": _id_of(category_entity),
         "isTestSend": is_test_send(send.data.get("subject")),
     }
     urls = sorted({url for ack in send.acks or () for url in url_ids.get(ack, ())})
