@@ -131,13 +131,14 @@ def big_dataset() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def clean_run(big_dataset: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, client: MongoClient,
-              kafka_url: str, mongo_url: str) -> Any:
+              kafka_url: str, mongo_url: str, kafka_bootstrap: str) -> Any:
     tmp = tmp_path_factory.mktemp("clean")
     run, emulator = start_run(big_dataset, tmp, client, kafka_url, mongo_url)
     started = time.monotonic()
     try:
         drain(run, client[run.database], run.workers)
         run.seconds = time.monotonic() - started
+        wait_for_dead_letters(run, kafka_bootstrap)
         collect(run, client[run.database])
     finally:
         stop_workers(run)
@@ -281,6 +282,13 @@ def dead_letter_keys(letters: list[dict[str, Any]]) -> Counter[tuple[str, str, s
         ident = source.get("ID", "") if letter.get("stage") == "ingest" else source.get("entity", "")
         keys[letter.get("stage", ""), letter.get("tenant", ""), ident] += 1
     return keys
+
+
+def wait_for_dead_letters(run: Run, kafka_bootstrap: str) -> None:
+    """Unknown sends are dead-lettered once their retries (1 s, 2 s backoff) are spent, after the drain."""
+    want = set(expected_dead_letter_keys(run.expected))
+    wait_until(lambda: want <= set(dead_letter_keys(dead_letters(run, kafka_bootstrap))), 60,
+               "the unknown sends' dead letters", run.workers)
 
 
 def expected_dead_letter_keys(expected: Expected) -> Counter[tuple[str, str, str]]:
@@ -462,9 +470,7 @@ def test_two_business_units(tmp_path: Path, client: MongoClient, kafka_url: str,
     want = set(expected_dead_letter_keys(run.expected))
     try:
         drain(run, client[run.database], run.workers)
-        # unknown sends are dead-lettered once their retries (1 s, 2 s backoff) are spent
-        wait_until(lambda: want <= set(dead_letter_keys(dead_letters(run, kafka_bootstrap))), 60,
-                   "the unknown sends' dead letters", run.workers)
+        wait_for_dead_letters(run, kafka_bootstrap)
         collect(run, client[run.database])
     finally:
         stop_workers(run)
