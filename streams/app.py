@@ -11,6 +11,7 @@ import ssl
 import faust
 
 from streams.settings import Settings, get_settings
+from streams.transport import Transport
 
 
 def credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
@@ -35,8 +36,15 @@ def credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | 
 logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
+class App(faust.App):
+    """faust's App on our consumer transport (``streams.transport``)."""
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+    return App(
         settings.app_id,
         broker=settings.broker,
         broker_credentials=credentials(settings),

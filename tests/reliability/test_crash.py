@@ -75,10 +75,6 @@ def agent_crashes(log: str) -> list[str]:
     return [line for line in log.splitlines() if "Crashed reason=" in line]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN DEFECT (timing dependent, open): when a second worker joins while the first is already resolving "
-    "the first polls' entities, some lookups are lost across the rebalance (seen once in a fresh-clone CI "
-    "run: 102 of 296 identities and every email/category missing, no agent crash); passes in other runs"))
 def test_two_workers_started_together(stages: list, tmp_path: Path, client: MongoClient, kafka_url: str,
                                       mongo_url: str, kafka_bootstrap: str) -> None:
     """Two workers started at the same moment on fresh topics (a deployment rollout): no agent crashes,
