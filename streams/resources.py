@@ -21,7 +21,7 @@ def mongo() -> AsyncDatabase:
 
 @cache
 def marketing_cloud(tenant: str) -> MarketingCloudClient:
-    return MarketingCloudClient(settings.unit(tenant))
+    return MarketingCloudClient(settings.unit(tenant), max_concurrency=settings.sfmc_concurrency)
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely

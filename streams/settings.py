@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
     reack_after_seconds: float = Field(default=300.0, ge=0)
     entity_fetch_attempts: int = Field(default=3, ge=1)
+    sfmc_concurrency: int = Field(default=8, ge=1, le=64)
+    """SFMC requests in flight at once per business unit and worker (lookups, polls and marks share them)."""
 
     # Sinks and acker
     sink_batch: int = Field(default=200, ge=1)

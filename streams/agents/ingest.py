@@ -10,9 +10,8 @@ from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
 from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvent, ClickEvents, ClickRows
-from streams.tables import seen_rows
 from streams.tables.entities import request
-from streams.tables.seen_rows import Outcome
+from streams.tables.seen_rows import Outcome, row_key, seen_rows
 from streams.topics import acks, click_events, click_rows, send_dead_letter, send_requests, subscriber_requests
 
 
@@ -31,14 +30,17 @@ async def ingest_rows(batch: ClickRows) -> None:
     events: dict[str, list[ClickEvent]] = defaultdict(list)
     repeats: dict[str, list[dict[str, str]]] = defaultdict(list)
     skipped: dict[str, list[dict[str, str]]] = defaultdict(list)
+    handled: dict[str, Outcome] = {}
     for row in batch.rows:
-        key = seen_rows.row_key(tenant, row)
+        key = row_key(tenant, row)
+        if key in handled:  # the same row twice in one record
+            continue
         job_id = (row.get("JobID") or "").strip()
-        previous = None if requeued else seen_rows.lookup(key)
+        previous = None if requeued else seen_rows.lookup(key, now)
         if previous is not None:
             outcome, handled_at = previous
             if outcome is not Outcome.BAD and now - handled_at >= settings.reack_after_seconds:
-                seen_rows.remember(key, outcome, now)
+                handled[key] = outcome
                 if outcome is Outcome.EVENT:
                     repeats[job_id].append(row_keys(row))
                 else:
@@ -47,14 +49,15 @@ async def ingest_rows(batch: ClickRows) -> None:
         try:
             event = parse_row(tenant, row, skip_job_ids)
         except RowRejected as exc:
-            seen_rows.remember(key, Outcome.SKIPPED if exc.skip else Outcome.BAD, now)
+            handled[key] = Outcome.SKIPPED if exc.skip else Outcome.BAD
             if exc.skip:
                 skipped[exc.reason].append(row_keys(row))
             if exc.bad:
                 await send_dead_letter(f"{tenant}:{row.get('ID', '')}", "ingest", exc.reason, tenant, dict(row))
             continue
-        seen_rows.remember(key, Outcome.EVENT, now)
+        handled[key] = Outcome.EVENT
         events[job_id].append(event)
+    seen_rows.record(handled, now)
     for reason, rows in skipped.items():
         metrics.rows_skipped.inc(len(rows), tenant=tenant)
         metrics.acks_emitted.inc(len(rows), status="skipped")

@@ -2,20 +2,30 @@
 
 Rows stay in the click-log DE until marked processed, so every poll reads them again; a repeat must not
 become a new click event. A repeat read more than ``reack_after_seconds`` after the row was handled (its
-mark was lost, or the DE was reset) is acknowledged again instead, so it is not read forever. Entries
-expire: a row is remembered for one to two ``seen_rows_ttl_seconds`` windows.
+mark was lost, or the DE was reset) is acknowledged again instead, so it is not read forever. A row is
+remembered for ``seen_rows_ttl_seconds`` after it was last handled.
+
+The table holds one entry per ``click-rows`` record (its rows' outcomes), written while handling the record
+(key ``{tenant}:{JobID}``, one record at a time), so a row's repeats find it on the same partition and the
+changelog carries one record per ``click-rows`` record, not one per row. Lookups go through an index by row,
+rebuilt from the table after each recovery. The changelog expires by time (``cleanup.policy=delete``);
+each worker drops expired entries from memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import timedelta
+import time
+from collections.abc import Iterable, Mapping
 from enum import IntEnum
+from typing import Any
+
+import faust
+from faust.types import TP
 
 from streams.app import app, settings
 from streams.clicks import KEY_FIELDS
 
-_ttl = timedelta(seconds=settings.seen_rows_ttl_seconds)
+TTL = float(settings.seen_rows_ttl_seconds)
 
 
 class Outcome(IntEnum):
@@ -24,23 +34,65 @@ class Outcome(IntEnum):
     BAD = 3
 
 
-# Keyed by the row's tenant and primary key, written while handling the row's ``click-rows`` record
-# (key ``{tenant}:{JobID}``, one record at a time), so a row's repeats find it on the same partition.
-seen_rows = app.Table("seen-rows", default=list, help="click-log rows handled: [outcome, when]").tumbling(
-    _ttl, expires=2 * _ttl
-).relative_to_now()
+class SeenRows(faust.Table):
+    """Record key → ``{"at": handled at, "rows": {row key: outcome}}``, with an index row key → (outcome, at)."""
+
+    _changelog_compacting = False
+    _changelog_deleting = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._index: dict[str, tuple[int, float]] = {}
+
+    def lookup(self, key: str, now: float) -> tuple[Outcome, float] | None:
+        """What became of the row and when, if it was handled within the TTL."""
+        found = self._index.get(key)
+        if found is None or now - found[1] >= TTL:
+            return None
+        return Outcome(found[0]), found[1]
+
+    def record(self, handled: Mapping[str, Outcome], at: float) -> None:
+        """Remember the rows of the ``click-rows`` record being handled (one changelog record, keyed by the
+        record's position, so handling it again overwrites)."""
+        event = faust.current_event()
+        if event is None:
+            raise RuntimeError("rows are recorded while a click-rows record is handled")
+        if not handled:
+            return
+        self[f"{event.message.partition}:{event.message.offset}"] = {"at": at, "rows": dict(handled)}
+        self._add(handled.items(), at)
+
+    def _add(self, outcomes: Iterable[tuple[str, int]], at: float) -> None:
+        index = self._index
+        for key, outcome in outcomes:
+            index[key] = (int(outcome), at)
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        self._index.clear()
+        for entry in sorted(self.data.values(), key=lambda entry: entry["at"]):  # the latest handling wins
+            self._add(entry["rows"].items(), entry["at"])
+
+    def expire(self, now: float) -> None:
+        """Forget what was handled more than the TTL ago (in memory; the changelog expires by itself)."""
+        old = [key for key, entry in self.data.items() if now - entry["at"] >= TTL]
+        for key in old:
+            del self.data[key]
+        self._index = {key: seen for key, seen in self._index.items() if now - seen[1] < TTL}
 
 
-def row_key(tenant: str, row: Mapping[str, str]) -> str:
+seen_rows = SeenRows(
+    app, name="seen-rows", beacon=app.tables.beacon, key_type=str,
+    extra_topic_configs={"retention.ms": str(int(TTL * 1000))},
+    help="click-log rows handled, per click-rows record: outcome and when",
+)
+app.tables.add(seen_rows)
+
+
+@app.timer(max(60.0, min(3600.0, TTL / 10)), name="seen-rows-expiry")
+async def expire_seen_rows() -> None:
+    seen_rows.expire(time.time())
+
+
+def row_key(tenant: str, row: Mapping[str, Any]) -> str:
     return tenant + ":" + "|".join(row.get(name, "") for name in KEY_FIELDS)
-
-
-def lookup(key: str) -> tuple[Outcome, float] | None:
-    """What became of the row and when, if it was handled within the TTL."""
-    window = seen_rows[key]
-    value = window.now() or window.delta(_ttl)
-    return (Outcome(value[0]), value[1]) if value else None
-
-
-def remember(key: str, outcome: Outcome, at: float) -> None:
-    seen_rows[key] = [int(outcome), at]

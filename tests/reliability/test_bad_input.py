@@ -170,9 +170,8 @@ def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     from streams.tables import seen_rows as real
 
     fake_seen = SimpleNamespace(
-        row_key=real.row_key,
-        lookup=lambda key: (real.Outcome(seen[key][0]), seen[key][1]) if key in seen else None,
-        remember=lambda key, outcome, at: seen.__setitem__(key, [int(outcome), at]),
+        lookup=lambda key, now: (real.Outcome(seen[key][0]), seen[key][1]) if key in seen else None,
+        record=lambda handled, at: seen.update({key: [int(outcome), at] for key, outcome in handled.items()}),
     )
     fake_settings = SimpleNamespace(unit=lambda tenant: SimpleNamespace(skip_job_ids=SKIP), reack_after_seconds=300)
     monkeypatch.setattr(ingest, "seen_rows", fake_seen)
