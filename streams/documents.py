@@ -183,16 +183,16 @@ def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
     })
 
 
-def send_url_updates(send: EntitySnapshot, category_entity: str | None,
-                     url_ids: Mapping[str, list[ObjectId]]) -> list[UpdateOne]:
-    """One ``email-send-urls`` upsert per url id of each ack seen with the send."""
+def send_url_updates(send: EntitySnapshot, category_entity: str | None, url_ids: Mapping[str, list[ObjectId]],
+                     acks: Iterable[str] | None = None) -> list[UpdateOne]:
+    """One ``email-send-urls`` upsert per url id of ``acks`` (default: each ack seen with the send)."""
     send_id = object_id(send.entity)
     on_insert = {
         "deploymentId": _id_of(deployment_ref(send)),
         "categoryId": _id_of(category_entity),
         "isTestSend": is_test_send(send.data.get("subject")),
     }
-    urls = sorted({url for ack in send.acks or () for url in url_ids.get(ack, ())})
+    urls = sorted({url for ack in (send.acks or () if acks is None else acks) for url in url_ids.get(ack, ())})
     return [
         UpdateOne(
             {"sendId": send_id, "urlId": url},

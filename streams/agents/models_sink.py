@@ -48,7 +48,7 @@ async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[st
     await bulk_upsert("email-sends", [
         documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {})) for s in sends
     ])
-    await _write_send_urls(_join(emails, sends, links))
+    await _write_send_urls(_join(emails, sends, links), links)
 
 
 async def _flags(collection: str, entities: Iterable[str | None]) -> dict[str, dict[str, Any]]:
@@ -71,7 +71,7 @@ def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot],
         for send_key in link.get("sends", []):
             ready[send_key] = (EntitySnapshot.from_data(send_links[send_key]["send"]), link["category"])
     for send in sends:
-        send_links[send.entity] = {"send": send.asdict()}
+        send_links[send.entity] = {**(send_links.get(send.entity) or {}), "send": send.asdict()}
         email_key = documents.deployment_ref(send)
         if email_key is None:
             continue
@@ -84,8 +84,18 @@ def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot],
     return list(ready.values())
 
 
-async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]]) -> None:
-    codes = sorted({ack for send, _ in ready for ack in send.acks or ()})
+async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]], links: MutableMapping[str, Any]) -> None:
+    """Upsert the url documents of each ready send's acks not written yet (all of them when its sent date
+    changed), and note in the send's link what is written: a send is republished with every new ack code."""
+    todo = []
+    for send, category in ready:
+        link = links[send.entity]
+        sent = documents.sent_date(send)
+        stamp = sent.isoformat() if sent else None
+        written = set(link.get("acks_written", ())) if link.get("sent") == stamp else set()
+        if new := set(send.acks or ()) - written:
+            todo.append((send, category, new, written, stamp))
+    codes = sorted({ack for _, _, new, _, _ in todo for ack in new})
     if not codes:
         return
     docs = await with_backoff("read url-acknowledgments", lambda: mongo()["url-acknowledgments"].find(
@@ -94,5 +104,10 @@ async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]]) -> None:
     for doc in docs:
         url_ids[doc["shortId"]].extend(ObjectId(url) for url in doc.get("urlIds", []))
     await bulk_upsert("email-send-urls", [
-        op for send, category in ready for op in documents.send_url_updates(send, category or None, url_ids)
+        op for send, category, new, _, _ in todo
+        for op in documents.send_url_updates(send, category or None, url_ids, new)
     ])
+    for send, _, new, written, stamp in todo:
+        # an ack without url-acknowledgments yet is looked up again with the send's next republish
+        done = written | {ack for ack in new if ack in url_ids}
+        links[send.entity] = {**links[send.entity], "acks_written": sorted(done), "sent": stamp}
