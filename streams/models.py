@@ -68,6 +68,12 @@ class EntitySnapshot(faust.Record, serializer="json"):
     acks: list[str] | None = None
 
 
+class EntityChanges(faust.Record, serializer="json"):
+    """The snapshots of one fetch (or one republish), in order: one ``entity-changes`` record for many."""
+
+    snapshots: list[EntitySnapshot]
+
+
 class AckBatch(faust.Record, serializer="json"):
     """Rows to mark processed in SFMC (their key values as read); ``status`` is processed or skipped."""
 

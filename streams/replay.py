@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import settings
 from streams.kafka import kafka_consumer, read_topic, topic_partitions
-from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvents, ClickRows, EntitySnapshot
+from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvents, ClickRows, EntityChanges
 from streams.topics import click_events, dead_letter, entity_changes
 
 R = TypeVar("R", bound=faust.Record)
@@ -74,11 +74,11 @@ async def replay(*, since: datetime | None = None, batch: int = 500, progress: P
     await ensure_indexes()
     links: dict[str, Any] = {}
 
-    async def models(values: Sequence[EntitySnapshot]) -> None:
-        await write_models(values, links)
+    async def models(values: Sequence[EntityChanges]) -> None:
+        await write_models([snapshot for changes in values for snapshot in changes.snapshots], links)
 
     counts = {
-        "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntitySnapshot, models,
+        "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntityChanges, models,
                                              since=since, batch=batch, progress=progress),
         "click-events": await replay_topic(click_events.get_topic_name(), ClickEvents, store_clicks,
                                            since=since, batch=batch, progress=progress),

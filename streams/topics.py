@@ -13,7 +13,16 @@ from faust.types import RecordMetadata
 
 from streams import metrics
 from streams.app import app, settings
-from streams.models import AckBatch, ClickEvents, ClickRows, DeadLetter, EntityRequest, EntitySnapshot
+from streams.edges import chunks
+from streams.models import (
+    AckBatch,
+    ClickEvents,
+    ClickRows,
+    DeadLetter,
+    EntityChanges,
+    EntityRequest,
+    EntitySnapshot,
+)
 
 
 def _topic(name: str, **options: Any) -> faust.TopicT:
@@ -29,7 +38,7 @@ email_requests = _topic("email-requests", value_type=EntityRequest)
 # Folders are few and a folder's path needs its parents: one partition keeps them all on one worker.
 category_requests = _topic("category-requests", value_type=EntityRequest, partitions=1)
 # The models sink joins a send with its email's category: one partition keeps that join local.
-entity_changes = _topic("entity-changes", value_type=EntitySnapshot, partitions=1)
+entity_changes = _topic("entity-changes", value_type=EntityChanges, partitions=1)
 acks = _topic("acks", value_type=AckBatch)
 dead_letter = _topic("dead-letter", value_type=DeadLetter)
 
@@ -38,15 +47,25 @@ ROWS_PER_RECORD = 1000
 """At most this many rows in one ``click-rows`` record (keeps records far below Kafka's 1 MB)."""
 
 
+SNAPSHOTS_PER_RECORD = 100
+"""At most this many snapshots in one ``entity-changes`` record (a snapshot is a few KB at most)."""
+
+
 async def append_click_rows(tenant: str, job_id: str, rows: Sequence[dict[str, str]], *, read_at: float,
                             source: str) -> list[Awaitable[RecordMetadata]]:
     """Append the rows of one send to ``click-rows`` (key ``{tenant}:{JobID}``, so a row's repeats share a
     partition); await the returned futures to know Kafka has them."""
     return [
         await click_rows.send(key=f"{tenant}:{job_id}", value=ClickRows(
-            tenant=tenant, rows=list(rows[i : i + ROWS_PER_RECORD]), read_at=read_at, source=source))
-        for i in range(0, len(rows), ROWS_PER_RECORD)
+            tenant=tenant, rows=list(chunk), read_at=read_at, source=source))
+        for chunk in chunks(rows, ROWS_PER_RECORD)
     ]
+
+
+async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> None:
+    """Put snapshots on ``entity-changes``, many to a record and in order (the topic has one partition)."""
+    for chunk in chunks(snapshots, SNAPSHOTS_PER_RECORD):
+        await entity_changes.send(key=chunk[0].kind, value=EntityChanges(snapshots=list(chunk)))
 
 
 async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,

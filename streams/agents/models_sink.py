@@ -23,7 +23,7 @@ FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 @app.agent(entity_changes)
 async def models_sink(stream):
     async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-        await write_models(batch, send_links)
+        await write_models([snapshot for changes in batch for snapshot in changes.snapshots], send_links)
 
 
 async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[str, Any]) -> None:

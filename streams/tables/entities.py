@@ -3,7 +3,7 @@
 A resolver takes the requests gathered over a short window, keeps the ids whose table entry is missing
 or older than the refresh period, fetches them with ``IN`` requests of up to ``in_batch_size`` ids per
 business unit (concurrently; the client limits calls per BU), stores each snapshot in its table,
-publishes it on ``entity-changes`` and requests what it refers to.
+publishes the fetched snapshots on ``entity-changes`` (one record per fetch) and requests what they refer to.
 Ids SFMC does not return are retried with backoff, then dead-lettered; while SFMC itself fails they are
 retried until it answers. Pending retries live in a table, so restarts keep them; they never hold up
 other keys.
@@ -31,8 +31,8 @@ from streams.tables.keyed import keyed_table
 from streams.topics import (
     category_requests,
     email_requests,
-    entity_changes,
     partition_of,
+    publish_snapshots,
     send_dead_letter,
     send_requests,
     subscriber_requests,
@@ -115,20 +115,22 @@ class Resolver:
         retrieved_at = time.time()
         found = {str(record.id): record for record in records}
         metrics.entities_fetched.inc(len(found), kind=self.kind)
+        snapshots = []
         for record in found.values():
             key = entity(tenant, self.kind, record.id)
             self._forget_retry(key)
-            snapshot = EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=snapshot_data(record),
-                                      retrieved_at=retrieved_at)
-            await self.publish(snapshot)
+            snapshots.append(EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=snapshot_data(record),
+                                            retrieved_at=retrieved_at))
+        await self.publish(snapshots)
         await self.after_fetch(tenant, list(found.values()))
         if missing := [ident for ident in ids if ident not in found]:
             await self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID",
                              final=attempt + 1 >= settings.entity_fetch_attempts)
 
-    async def publish(self, snapshot: EntitySnapshot) -> None:
-        self.table[snapshot.entity] = snapshot
-        await entity_changes.send(key=snapshot.entity, value=snapshot)
+    async def publish(self, snapshots: list[EntitySnapshot]) -> None:
+        for snapshot in snapshots:
+            self.table[snapshot.entity] = snapshot
+        await publish_snapshots(snapshots)
 
     async def after_fetch(self, tenant: str, records: list[Any]) -> None:
         """Hook: request the entities these records refer to."""
@@ -170,6 +172,7 @@ class SendResolver(Resolver):
     """Sends also carry the acknowledgement codes seen with them; new codes republish the snapshot."""
 
     async def on_request(self, req: EntityRequest) -> None:
+        republish = []
         for ident, codes in (req.acks or {}).items():
             key = entity(req.tenant, "send", ident)
             known = self.send_acks(key)
@@ -177,14 +180,15 @@ class SendResolver(Resolver):
                 send_acks_table[key] = sorted(set(known) | new)
                 snapshot = self.table.get(key)
                 if snapshot is not None and not self.stale(key, time.time()):
-                    await self.publish(snapshot)
+                    republish.append(snapshot)
+        await self.publish(republish)
 
     @staticmethod
     def send_acks(key: str) -> list[str]:
         return send_acks_table.get(key) or []
 
-    async def publish(self, snapshot: EntitySnapshot) -> None:
-        await super().publish(snapshot.derive(acks=self.send_acks(snapshot.entity)))
+    async def publish(self, snapshots: list[EntitySnapshot]) -> None:
+        await super().publish([snapshot.derive(acks=self.send_acks(snapshot.entity)) for snapshot in snapshots])
 
     async def after_fetch(self, tenant: str, records: list[Any]) -> None:
         await request(email_requests, tenant, "email", {r.email_id for r in records if r.email_id})
@@ -218,11 +222,11 @@ class CategoryResolver(Resolver):
                     missing.add(str(parent))
         return missing
 
-    async def publish(self, snapshot: EntitySnapshot) -> None:
-        self.table[snapshot.entity] = snapshot
+    async def publish(self, snapshots: list[EntitySnapshot]) -> None:
+        for snapshot in snapshots:
+            self.table[snapshot.entity] = snapshot
         # a folder is published once its path is complete, and republishing a parent completes children
-        for ready in self._complete(snapshot.tenant):
-            await entity_changes.send(key=ready.entity, value=ready)
+        await publish_snapshots([ready for tenant in {s.tenant for s in snapshots} for ready in self._complete(tenant)])
 
     def _complete(self, tenant: str) -> list[EntitySnapshot]:
         ready = []
