@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import settings
 from streams.kafka import kafka_consumer, read_topic, topic_partitions
-from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvents, ClickRows, EntityChanges
+from streams.models import DEAD_LETTER_SOURCE, ClickEvents, EntityChanges
 from streams.topics import click_events, dead_letter, entity_changes
 
 R = TypeVar("R", bound=faust.Record)
@@ -91,7 +91,14 @@ async def requeue_dead_letters(stage: str | None) -> dict[str, int]:
     resolver, refused acks to the acker. Returns how many of each stage were requeued."""
     from streams.entities import parse_entity
     from streams.tables.entities import request
-    from streams.topics import acks, category_requests, click_rows, email_requests, send_requests, subscriber_requests
+    from streams.topics import (
+        append_click_rows,
+        category_requests,
+        email_requests,
+        send_acks,
+        send_requests,
+        subscriber_requests,
+    )
 
     resolvers = {"send": send_requests, "subscriber": subscriber_requests, "email": email_requests,
                  "category": category_requests}
@@ -108,8 +115,7 @@ async def requeue_dead_letters(stage: str | None) -> dict[str, int]:
             _, kind, ident = parse_entity(source["entity"])
             await request(resolvers[kind], tenant, kind, [ident])
         elif letter["stage"] == "ack":
-            await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="processed", rows=[source["keys"]]))
+            await send_acks(tenant, "processed", [source["keys"]])
     for (tenant, job_id), job_rows in rows.items():
-        await click_rows.send(key=f"{tenant}:{job_id}", value=ClickRows(
-            tenant=tenant, rows=job_rows, read_at=time.time(), source=DEAD_LETTER_SOURCE))
+        await append_click_rows(tenant, job_id, job_rows, read_at=time.time(), source=DEAD_LETTER_SOURCE)
     return dict(counts)

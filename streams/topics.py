@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from typing import Any
 
 import faust
@@ -44,9 +44,11 @@ dead_letter = _topic("dead-letter", value_type=DeadLetter)
 
 
 ROWS_PER_RECORD = 1000
-"""At most this many rows in one ``click-rows`` record (keeps records far below Kafka's 1 MB)."""
-
-
+ROW_BYTES_PER_RECORD = 512 * 1024
+"""At most this many rows, and about this many bytes of them, in one ``click-rows`` record (Kafka's
+default message limit is 1 MB; a row's LinkContent alone may be 8 KB)."""
+ACK_ROWS_PER_RECORD = 1000
+"""At most this many rows in one ``acks`` record (a row's keys are about 150 bytes)."""
 SNAPSHOTS_PER_RECORD = 100
 """At most this many snapshots in one ``entity-changes`` record (a snapshot is a few KB at most)."""
 
@@ -57,9 +59,30 @@ async def append_click_rows(tenant: str, job_id: str, rows: Sequence[dict[str, s
     partition); await the returned futures to know Kafka has them."""
     return [
         await click_rows.send(key=f"{tenant}:{job_id}", value=ClickRows(
-            tenant=tenant, rows=list(chunk), read_at=read_at, source=source))
-        for chunk in chunks(rows, ROWS_PER_RECORD)
+            tenant=tenant, rows=chunk, read_at=read_at, source=source))
+        for chunk in _row_chunks(rows)
     ]
+
+
+def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]]:
+    chunk: list[dict[str, str]] = []
+    size = 0
+    for row in rows:
+        row_size = len(orjson.dumps(row))
+        if chunk and (len(chunk) >= ROWS_PER_RECORD or size + row_size > ROW_BYTES_PER_RECORD):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += row_size
+    if chunk:
+        yield chunk
+
+
+async def send_acks(tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str = "") -> None:
+    """Put rows to mark on ``acks`` (key: the tenant), in records small enough for Kafka, and count them."""
+    metrics.acks_emitted.inc(len(rows), status=status)
+    for chunk in chunks(rows, ACK_ROWS_PER_RECORD):
+        await acks.send(key=tenant, value=AckBatch(tenant=tenant, status=status, rows=list(chunk), reason=reason))
 
 
 async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from streams import metrics
 from streams.app import app, settings
 from streams.clicks import click_updates
-from streams.models import AckBatch, ClickEvents
+from streams.models import ClickEvents
 from streams.mongo import bulk_upsert, ensure_indexes
-from streams.topics import acks, click_events
+from streams.topics import click_events, send_acks
 
 CLICKS = "event-email-clicks"
 
@@ -37,5 +36,4 @@ async def write_clicks(batch: Sequence[ClickEvents]) -> None:
         rows[clicks.tenant].extend(event.keys for event in clicks.events)
         rows[clicks.tenant].extend(clicks.repeats or ())
     for tenant, tenant_rows in rows.items():
-        metrics.acks_emitted.inc(len(tenant_rows), status="processed")
-        await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="processed", rows=tenant_rows))
+        await send_acks(tenant, "processed", tenant_rows)

@@ -9,10 +9,17 @@ from streams import metrics
 from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
-from streams.models import DEAD_LETTER_SOURCE, AckBatch, ClickEvent, ClickEvents, ClickRows
+from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, ClickRows
 from streams.tables.entities import request
 from streams.tables.seen_rows import Outcome, row_key, seen_rows
-from streams.topics import acks, click_events, click_rows, send_dead_letter, send_requests, subscriber_requests
+from streams.topics import (
+    click_events,
+    click_rows,
+    send_acks,
+    send_dead_letter,
+    send_requests,
+    subscriber_requests,
+)
 
 
 @app.agent(click_rows)
@@ -60,8 +67,7 @@ async def ingest_rows(batch: ClickRows) -> None:
     seen_rows.record(handled, now)
     for reason, rows in skipped.items():
         metrics.rows_skipped.inc(len(rows), tenant=tenant)
-        metrics.acks_emitted.inc(len(rows), status="skipped")
-        await acks.send(key=tenant, value=AckBatch(tenant=tenant, status="skipped", rows=rows, reason=reason))
+        await send_acks(tenant, "skipped", rows, reason)
     for job_id in events.keys() | repeats.keys():
         # repeats ride with the send's clicks so their acks follow the writes of the clicks before them
         job_events = events.get(job_id, [])
