@@ -156,6 +156,7 @@ class FakeTopic:
 
 @pytest.fixture
 def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    from streams import topics
     from streams.agents import ingest
 
     seen: dict[str, list[Any]] = {}
@@ -176,7 +177,7 @@ def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     fake_settings = SimpleNamespace(unit=lambda tenant: SimpleNamespace(skip_job_ids=SKIP), reack_after_seconds=300)
     monkeypatch.setattr(ingest, "seen_rows", fake_seen)
     monkeypatch.setattr(ingest, "settings", fake_settings)
-    monkeypatch.setattr(ingest, "acks", edges.acks)
+    monkeypatch.setattr(topics, "acks", edges.acks)  # ingest's send_acks puts them there
     monkeypatch.setattr(ingest, "click_events", edges.click_events)
     monkeypatch.setattr(ingest, "send_dead_letter", dead_letter)
     monkeypatch.setattr(ingest, "request", request)
