@@ -9,6 +9,7 @@ import logging
 import ssl
 
 import faust
+import mode
 
 from streams.settings import Settings, get_settings
 from streams.transport import Transport
@@ -67,6 +68,10 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
+        # an agent that raises stops the worker (exit status 1) for its supervisor to restart: faust's default
+        # restarts the agent alone, whose failed batch then stays unacked, holding its partition's offsets
+        # (and its rows' marks) until the next restart
+        agent_supervisor=mode.CrashingSupervisor,
     )
 
 
