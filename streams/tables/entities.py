@@ -175,7 +175,7 @@ class SendResolver(Resolver):
         republish = []
         for ident, codes in (req.acks or {}).items():
             key = entity(req.tenant, "send", ident)
-            known = self.send_acks(key)
+            known = self.ack_codes(key)
             if new := set(codes) - set(known):
                 send_acks_table[key] = sorted(set(known) | new)
                 snapshot = self.table.get(key)
@@ -184,11 +184,11 @@ class SendResolver(Resolver):
         await self.publish(republish)
 
     @staticmethod
-    def send_acks(key: str) -> list[str]:
+    def ack_codes(key: str) -> list[str]:
         return send_acks_table.get(key) or []
 
     async def publish(self, snapshots: list[EntitySnapshot]) -> None:
-        await super().publish([snapshot.derive(acks=self.send_acks(snapshot.entity)) for snapshot in snapshots])
+        await super().publish([snapshot.derive(acks=self.ack_codes(snapshot.entity)) for snapshot in snapshots])
 
     async def after_fetch(self, tenant: str, records: list[Any]) -> None:
         await request(email_requests, tenant, "email", {r.email_id for r in records if r.email_id})
