@@ -193,7 +193,7 @@ async def test_business_units_are_separate(make_client: ClientFactory) -> None:
 
 async def test_unknown_object_type_raises(make_client: ClientFactory) -> None:
     async with make_client() as client:
-        with pytest.raises(RetrieveError, match="Unable to find object type Nope"):
+        with pytest.raises(RetrieveError, match="Unable to find a handler for object type: Nope"):
             [page async for page in client.retrieve("Nope", ["ID"])]
         with pytest.raises(RetrieveError, match="do not match"):
             [page async for page in client.retrieve("Send", ["Attributes"])]

@@ -206,7 +206,10 @@ class Emulator:
             table = unit.objects.get(object_type)
             allowed = requestable(object_type) if table is not None else frozenset()
         if table is None:
-            status = f"Error: Unable to find object type {object_type}."
+            status = (
+                f"Error: Unable to find a handler for object type: {object_type}. "
+                "Object types are case-sensitive, check spelling."
+            )
             return retrieve_reply(status, request_id, object_type, [], [])
         bad = [prop for prop in call.properties if prop not in allowed]
         if bad or not call.properties:

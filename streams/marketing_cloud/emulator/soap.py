@@ -10,7 +10,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..soap import FUEL_NS, PARTNER_NS, SOAP_ENV, XSI, XSI_NIL, XSI_TYPE
+from ..soap import PARTNER_NS, SOAP_ENV, XSI, XSI_NIL, XSI_TYPE
 from .filters import Predicate, compile_filter
 from .objects import BASE, TYPES, Field
 
@@ -38,6 +38,24 @@ def _p(tag: str) -> str:
     return f"{{{PARTNER_NS}}}{tag}"
 
 
+def _header_text(root: etree._Element, name: str) -> str | None:
+    """The text of the first SOAP header entry whose local name is ``name``, whatever its namespace.
+
+    SFMC takes ``<fueloauth>`` bare (as node-soap-based clients send it) as well as in the
+    ``http://exacttarget.com`` namespace (as the FuelSDKs send it), so header entries are matched by
+    local name. The envelope, ``Header`` and ``Body`` stay strict SOAP 1.1, and the body content stays
+    qualified in the partner API namespace, which SFMC binds by its schema.
+    """
+    header = root.find(f"{{{SOAP_ENV}}}Header")
+    if header is None:
+        return None
+    for entry in header.iterchildren(tag=etree.Element):
+        if etree.QName(entry).localname == name:
+            text: str | None = entry.text
+            return text
+    return None
+
+
 def read_request(content: bytes) -> RetrieveCall:
     try:
         root = etree.fromstring(content, _PARSER)
@@ -46,7 +64,7 @@ def read_request(content: bytes) -> RetrieveCall:
     request = root.find(f"{{{SOAP_ENV}}}Body/{_p('RetrieveRequestMsg')}/{_p('RetrieveRequest')}")
     if request is None:
         raise BadRequest("expected Body/RetrieveRequestMsg/RetrieveRequest")
-    token = root.findtext(f"{{{SOAP_ENV}}}Header/{{{FUEL_NS}}}fueloauth")
+    token = _header_text(root, "fueloauth")
     filter_element = request.find(_p("Filter"))
     batch = request.findtext(f"{_p('Options')}/{_p('BatchSize')}")
     try:
