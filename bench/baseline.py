@@ -14,16 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, MongoClient
+from pymongo import MongoClient
 
 from stack.demo import unit_settings
 from streams.clicks import RowRejected, click_updates, parse_row, row_keys
 from streams.entities import entity
 from streams.marketing_cloud import MarketingCloudClient
-from streams.mongo import INDEXES
 from streams.settings import BusinessUnit
 
-from .limit import model_operations
+from .limit import create_indexes, event_ids, model_operations
 
 BATCH = 10
 
@@ -41,7 +40,7 @@ async def _batch(client: MarketingCloudClient, tenant: str, rows: list[dict[str,
         for name in ("identities", "email-categories", "email-deployments", "email-sends", "email-send-urls"):
             if ops.get(name):
                 db[name].bulk_write(ops[name], ordered=False)
-    for clicks in click_updates(events):
+    for clicks in click_updates(events, event_ids(events)):
         if clicks:
             db["event-email-clicks"].bulk_write(clicks, ordered=False)
     await client.mark_processed([row_keys(row) for row in rows])
@@ -55,8 +54,7 @@ async def run_baseline(dataset: dict[str, Any], emulator_url: str, mongo_url: st
     mongo: MongoClient = MongoClient(mongo_url, tz_aware=True)
     mongo.drop_database(database)
     db = mongo[database]
-    for name, (fields, unique) in INDEXES.items():
-        db[name].create_index([(f, ASCENDING) for f in fields], unique=unique)
+    create_indexes(db)
     since = datetime.now(UTC) - timedelta(days=20 * 365)
     rows_done = batches = 0
     started = time.perf_counter()

@@ -13,11 +13,12 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient, UpdateOne
+from pymongo.database import Database
 
 from stack.demo import unit_settings
 from streams import documents
 from streams.clicks import RowRejected, click_updates, parse_row
-from streams.entities import EntityType, entity, snapshot_data
+from streams.entities import EntityType, References, derived_ids, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudClient
 from streams.models import ClickEvent, EntitySnapshot
 from streams.mongo import INDEXES
@@ -51,22 +52,27 @@ async def model_operations(client: MarketingCloudClient, tenant: str, events: li
             names.append(folder.name)
         return names[::-1]
 
+    ids = derived_ids([*(entity(tenant, "category", f) for f in folders),
+                       *(entity(tenant, "email", e.id) for e in emails),
+                       *(entity(tenant, "email", s.email_id) for s in sends if s.email_id),
+                       *(entity(tenant, "send", s.id) for s in sends)])
     acks: dict[str, set[str]] = defaultdict(set)
     for send_entity, event in events:
         acks[send_entity].add(event.ack)
     email_snaps = {e.id: snap("email", e) for e in emails}
     ops: dict[str, list[UpdateOne]] = defaultdict(list)
     ops["identities"] = [documents.identity_update(snap("subscriber", s)) for s in subscribers]
-    ops["email-categories"] = [documents.category_update(snap("category", f, path=path(f))) for f in folders.values()]
-    ops["email-deployments"] = [documents.deployment_update(s, {}) for s in email_snaps.values()]
+    ops["email-categories"] = [documents.category_update(snap("category", f, path=path(f)), ids)
+                               for f in folders.values()]
+    ops["email-deployments"] = [documents.deployment_update(s, {}, ids) for s in email_snaps.values()]
     ops["email-categories"] += [documents.category_has_deployments(tenant, e.category_id) for e in emails
                                 if e.category_id]
     for send in sends:
         send_snap = snap("send", send).derive(acks=sorted(acks[entity(tenant, "send", send.id)]))
-        ops["email-sends"].append(documents.send_update(send_snap, {}))
+        ops["email-sends"].append(documents.send_update(send_snap, {}, ids))
         email = email_snaps.get(send.email_id) if send.email_id else None
         category = documents.category_ref(email) if email else None
-        ops["email-send-urls"] += documents.send_url_updates(send_snap, category, url_ids)
+        ops["email-send-urls"] += documents.send_url_updates(send_snap, category, url_ids, ids)
     counts = {"send": len(sends), "subscriber": len(subscribers), "email": len(emails), "category": len(folders)}
     return ops, counts
 
@@ -93,6 +99,11 @@ def events_of(unit: dict[str, Any]) -> tuple[list[tuple[str, ClickEvent]], int]:
     return events, acked
 
 
+def event_ids(events: list[tuple[str, ClickEvent]]) -> References:
+    """The ``_id``s of the sends and subscribers of ``events`` in a database without legacy documents."""
+    return derived_ids(key for send, event in events for key in (send, event.subscriber))
+
+
 async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[str, Any]:
     """Every write of a clean run, by collection, plus the distinct entities it refers to."""
     ops: dict[str, list[UpdateOne]] = defaultdict(list)
@@ -103,7 +114,7 @@ async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[s
         tenant = unit["tenant"]
         events, acked = events_of(unit)
         acked_total += acked
-        guid_ops, bot_ops = click_updates(events)
+        guid_ops, bot_ops = click_updates(events, event_ids(events))
         ops["event-email-clicks"] += guid_ops
         ops["event-email-clicks:bots"] += bot_ops
         async with MarketingCloudClient(BusinessUnit(**unit_settings(unit, emulator_url))) as client:
@@ -115,14 +126,19 @@ async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[s
     return {"ops": dict(ops), "entities": dict(entities), "acked_rows": acked_total}
 
 
+def create_indexes(db: Database) -> None:
+    """The worker's indexes (``streams.mongo.INDEXES``), with the synchronous client."""
+    for name, (fields, options) in INDEXES.items():
+        db[name].create_index([(f, ASCENDING) for f in fields], **options)
+
+
 def write_limit(mongo_url: str, database: str, ops: dict[str, list[UpdateOne]], bulk: int = 1000) -> dict[str, Any]:
     """Write ``ops`` into an empty ``database`` (indexes as the worker creates them); time the writes only."""
     client: MongoClient = MongoClient(mongo_url, tz_aware=True)
     try:
         client.drop_database(database)
         db = client[database]
-        for name, (fields, unique) in INDEXES.items():
-            db[name].create_index([(f, ASCENDING) for f in fields], unique=unique)
+        create_indexes(db)
         order = ["identities", "email-categories", "email-deployments", "email-sends", "email-send-urls",
                  "event-email-clicks", "event-email-clicks:bots"]
         count = 0

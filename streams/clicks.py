@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from streams.entities import entity, object_id
+from streams.entities import References, entity, object_id
 from streams.links import parse_link
 from streams.marketing_cloud.values import parse_bool, parse_de_date
 from streams.models import ClickEvent
@@ -98,8 +98,10 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def click_updates(clicks: Iterable[tuple[str, ClickEvent]]) -> tuple[list[UpdateOne], list[UpdateOne]]:
-    """Fold ``(send entity, event)`` pairs into one upsert per (day, send, url, subscriber) document.
+def click_updates(clicks: Iterable[tuple[str, ClickEvent]],
+                  ids: References) -> tuple[list[UpdateOne], list[UpdateOne]]:
+    """Fold ``(send entity, event)`` pairs into one upsert per (day, send, url, subscriber) document;
+    ``ids`` gives the ``_id`` of each send and subscriber entity (``job`` and ``usr``, SPEC 4).
 
     Returns two lists of operations for two unordered bulk writes, run one after the other: the first
     adds guids (and creates the document), the second adds bots. They are apart because ``$addToSet`` and
@@ -117,8 +119,7 @@ def click_updates(clicks: Iterable[tuple[str, ClickEvent]]) -> tuple[list[Update
     guid_ops: list[UpdateOne] = []
     bot_ops: list[UpdateOne] = []
     for (day, send, url_id, subscriber), doc in docs.items():
-        natural = {"day": _utc(day), "job": object_id(send), "url": ObjectId(url_id),
-                   "usr": object_id(subscriber)}
+        natural = {"day": _utc(day), "job": ids[send], "url": ObjectId(url_id), "usr": ids[subscriber]}
         on_insert = {"_id": object_id(f"click|{day}|{send}|{url_id}|{subscriber}"), "n": 0}
         guids, bots = sorted(doc.guids), sorted(doc.bots)
         guid_ops.append(UpdateOne(natural, {

@@ -10,6 +10,7 @@ import click
 import orjson
 from faust.cli import option
 
+from streams.adoption import Adopted
 from streams.app import app, settings
 from streams.kafka import read_topic
 from streams.resources import mongo
@@ -76,3 +77,25 @@ async def replay_dead_letters(self: Any, stage: str | None) -> None:
 
     counts = await requeue_dead_letters(stage)
     print(orjson.dumps({"requeued": counts}).decode())
+
+
+def _print_adoption(collection: str, count: Adopted, elapsed: float) -> None:
+    rate = count.adopted / elapsed if elapsed > 0 else 0.0
+    print(f"{collection}: {count.adopted} adopted, {count.skipped} skipped, {rate:,.0f}/s", flush=True)
+
+
+@app.command(
+    option("--batch", type=int, default=1000, show_default=True, help="Documents per bulk write."),
+)
+async def adopt(self: Any, batch: int) -> None:
+    """Give the previous system's model documents the entity of LEADS_LEGACY_TENANT (once, before any worker;
+    idempotent and resumable)."""
+    from streams.adoption import adopt as run_adoption
+    from streams.mongo import ensure_indexes
+
+    if not settings.legacy_tenant:
+        raise click.UsageError("set LEADS_LEGACY_TENANT to the tenant of the BU that owns the existing documents")
+    await ensure_indexes()
+    counts = await run_adoption(mongo(), settings.legacy_tenant, batch=batch, progress=_print_adoption)
+    print(orjson.dumps({"adopted": {name: vars(count) for name, count in counts.items()},
+                        "tenant": settings.legacy_tenant, "database": settings.mongo_database}).decode())

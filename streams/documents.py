@@ -1,7 +1,9 @@
 """MongoDB documents of SPEC section 5, built from entity snapshots (pure functions).
 
 Every builder returns a ``pymongo.UpdateOne`` upsert keyed on ``entity`` whose ``_id`` on insert is
-derived from the entity, so the same snapshots always produce the same documents.
+derived from the entity, so the same snapshots always produce the same documents. A reference to another
+model stores that document's actual ``_id``, given as ``ids`` (``streams.entities.References``: entity →
+``_id``; it must hold every entity the builder refers to, see the ``*_ref`` functions).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from streams.entities import NAMESPACES, EntityType, entity, object_id, parse_entity
+from streams.entities import NAMESPACES, EntityType, References, entity, object_id, parse_entity
 from streams.models import EntitySnapshot
 
 IDENTITY_FIELDS = {
@@ -92,14 +94,14 @@ def identity_update(snapshot: EntitySnapshot) -> UpdateOne:
     )
 
 
-def category_update(snapshot: EntitySnapshot) -> UpdateOne:
+def category_update(snapshot: EntitySnapshot, ids: References) -> UpdateOne:
     """``data`` holds ``name``, ``parent_id`` and ``path`` (the folder names from the root down)."""
     data = snapshot.data
     return _upsert(
         snapshot,
         {"name": category_name(data["name"]),
          "fullName": " | ".join(category_name(name) for name in data["path"]),
-         "parentId": _id_of(_ref(snapshot, "parent_id", "category"))},
+         "parentId": _id_of(parent_ref(snapshot), ids)},
         on_insert={"hasDeployments": False, "rollupMetrics": False, "isNewsletter": False},
     )
 
@@ -120,26 +122,31 @@ def _ref(snapshot: EntitySnapshot, field: str, kind: EntityType) -> str | None:
     return entity(snapshot.tenant, kind, ident) if ident else None
 
 
+def parent_ref(snapshot: EntitySnapshot) -> str | None:
+    """The entity of a folder's parent folder, if it has one."""
+    return _ref(snapshot, "parent_id", "category")
+
+
 def category_ref(snapshot: EntitySnapshot) -> str | None:
     """The entity of an email's category, if it has one."""
     return _ref(snapshot, "category_id", "category")
 
 
-def _id_of(entity_ref: str | None) -> ObjectId | None:
+def _id_of(entity_ref: str | None, ids: References) -> ObjectId | None:
     """The ``_id`` a reference to another model stores (SPEC 4), or None when there is no such model."""
-    return object_id(entity_ref) if entity_ref else None
+    return ids[entity_ref] if entity_ref else None
 
 
 def _copied_flags(parent: Flags) -> dict[str, bool]:
     return {name: bool(parent.get(name, False)) for name in ("rollupMetrics", "isNewsletter")}
 
 
-def deployment_update(snapshot: EntitySnapshot, category: Flags) -> UpdateOne:
+def deployment_update(snapshot: EntitySnapshot, category: Flags, ids: References) -> UpdateOne:
     data = snapshot.data
     return _upsert(snapshot, {
         "name": data.get("name"),
         "subject": data.get("subject"),
-        "categoryId": _id_of(category_ref(snapshot)),
+        "categoryId": _id_of(category_ref(snapshot), ids),
         **_copied_flags(category),
     })
 
@@ -158,7 +165,7 @@ def sent_date(snapshot: EntitySnapshot) -> datetime | None:
     return sent
 
 
-def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
+def send_update(snapshot: EntitySnapshot, deployment: Flags, ids: References) -> UpdateOne:
     data = snapshot.data
     return _upsert(snapshot, {
         "name": data.get("email_name"),
@@ -178,18 +185,20 @@ def send_update(snapshot: EntitySnapshot, deployment: Flags) -> UpdateOne:
             "bounces": sum(data.get(name) or 0 for name in ("hard_bounces", "soft_bounces", "other_bounces")),
         },
         "isTestSend": is_test_send(data.get("subject")),
-        "deploymentId": _id_of(deployment_ref(snapshot)),
+        "deploymentId": _id_of(deployment_ref(snapshot), ids),
         **_copied_flags(deployment),
     })
 
 
 def send_url_updates(send: EntitySnapshot, category_entity: str | None, url_ids: Mapping[str, list[ObjectId]],
-                     acks: Iterable[str] | None = None) -> list[UpdateOne]:
-    """One ``email-send-urls`` upsert per url id of ``acks`` (default: each ack seen with the send)."""
-    send_id = object_id(send.entity)
+                     ids: References, acks: Iterable[str] | None = None) -> list[UpdateOne]:
+    """One ``email-send-urls`` upsert per url id of ``acks`` (default: each ack seen with the send);
+    ``url_ids`` maps an ack to its urlIds (``url-acknowledgments``); ``ids`` holds the send, its deployment
+    and ``category_entity``."""
+    send_id = ids[send.entity]
     on_insert = {
-        "deploymentId": _id_of(deployment_ref(send)),
-        "categoryId": _id_of(category_entity),
+        "deploymentId": _id_of(deployment_ref(send), ids),
+        "categoryId": _id_of(category_entity, ids),
         "isTestSend": is_test_send(send.data.get("subject")),
     }
     urls = sorted({url for ack in (send.acks or () if acks is None else acks) for url in url_ids.get(ack, ())})

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
 from bson import ObjectId
 
 EntityType = Literal["send", "subscriber", "email", "category"]
+
+References = dict[str, ObjectId]
+"""Entity string → the ``_id`` a reference to its document stores (``streams.references`` resolves them)."""
 
 NAMESPACES: dict[str, str] = {
     "send": "FuelSOAP:Send",
@@ -46,3 +50,8 @@ def snapshot_data(record: Any) -> dict[str, Any]:
 def object_id(key: str) -> ObjectId:
     """A stable ObjectId for any string key (an entity, or a click document's natural key)."""
     return ObjectId(hashlib.blake2b(key.encode(), digest_size=12).digest())
+
+
+def derived_ids(entities: Iterable[str | None]) -> References:
+    """``{entity: object_id(entity)}``: the references of a database holding no legacy documents."""
+    return {key: object_id(key) for key in entities if key is not None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -17,15 +17,18 @@ from streams.retry import until_done
 T = TypeVar("T")
 
 DUPLICATE_KEY = 11000
-INDEXES: dict[str, tuple[tuple[str, ...], bool]] = {
-    "event-email-clicks": (("day", "job", "url", "usr"), True),
-    "identities": (("entity",), True),
-    "email-categories": (("entity",), True),
-    "email-deployments": (("entity",), True),
-    "email-sends": (("entity",), True),
-    "email-send-urls": (("sendId", "urlId"), True),
-    "processed-events": (("guid",), True),
-    "url-acknowledgments": (("shortId",), False),
+UNIQUE = {"unique": True}
+ENTITY = {"unique": True, "sparse": True}
+"""Sparse: the previous system's documents have no entity until ``leads-sync adopt`` gives them one."""
+INDEXES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "event-email-clicks": (("day", "job", "url", "usr"), UNIQUE),
+    "identities": (("entity",), ENTITY),
+    "email-categories": (("entity",), ENTITY),
+    "email-deployments": (("entity",), ENTITY),
+    "email-sends": (("entity",), ENTITY),
+    "email-send-urls": (("sendId", "urlId"), UNIQUE),
+    "processed-events": (("guid",), UNIQUE),
+    "url-acknowledgments": (("shortId",), {}),
 }
 
 
@@ -56,7 +59,7 @@ async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:
 
 
 async def ensure_indexes() -> None:
-    for collection, (fields, unique) in INDEXES.items():
+    for collection, (fields, options) in INDEXES.items():
         keys = [(name, ASCENDING) for name in fields]
         target: AsyncCollection = mongo()[collection]
-        await with_backoff(f"index on {collection}", partial(target.create_index, keys, unique=unique))
+        await with_backoff(f"index on {collection}", partial(target.create_index, keys, **options))

@@ -67,20 +67,27 @@ async def replay_topic(topic: str, record: type[R], write: Callable[[Sequence[R]
 
 
 async def replay(*, since: datetime | None = None, batch: int = 500, progress: Progress) -> dict[str, Any]:
+    from streams.adoption import check_adopted
     from streams.agents.clicks_sink import store_clicks
     from streams.agents.models_sink import write_models
     from streams.mongo import ensure_indexes
+    from streams.resources import document_ids, mongo
 
+    await check_adopted(mongo(), settings.legacy_tenant)
     await ensure_indexes()
     links: dict[str, Any] = {}
+    ids = document_ids()
 
     async def models(values: Sequence[EntityChanges]) -> None:
-        await write_models([snapshot for changes in values for snapshot in changes.snapshots], links)
+        await write_models([snapshot for changes in values for snapshot in changes.snapshots], links, ids)
+
+    async def clicks(values: Sequence[ClickEvents]) -> None:
+        await store_clicks(values, ids)
 
     counts = {
         "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntityChanges, models,
                                              since=since, batch=batch, progress=progress),
-        "click-events": await replay_topic(click_events.get_topic_name(), ClickEvents, store_clicks,
+        "click-events": await replay_topic(click_events.get_topic_name(), ClickEvents, clicks,
                                            since=since, batch=batch, progress=progress),
     }
     return counts

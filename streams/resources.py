@@ -1,4 +1,5 @@
-"""Per-process connections: one MongoDB client and one Marketing Cloud client per business unit."""
+"""Per-process connections: one MongoDB client, its document-id resolver, and one Marketing Cloud client per
+business unit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from streams.app import app, settings
 from streams.marketing_cloud import MarketingCloudClient
+from streams.references import DocumentIds
 
 
 @cache
@@ -17,6 +19,12 @@ def mongo() -> AsyncDatabase:
         settings.mongo_url.get_secret_value(), tz_aware=True, serverSelectionTimeoutMS=10_000
     )
     return client[settings.mongo_database]
+
+
+@cache
+def document_ids() -> DocumentIds:
+    """The ``_id``s references store, for the configured database (``streams.references``)."""
+    return DocumentIds(mongo(), settings.legacy_tenant, settings.id_cache_size)
 
 
 @cache

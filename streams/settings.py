@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # MongoDB (TLS and credentials go in the URL: ``mongodb+srv://user:pw@host/?tls=true``)
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27018/?directConnection=true")
     mongo_database: str = "leads"
+    legacy_tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    """The tenant of the BU that owns the previous system's documents (SPEC 4), adopted by ``leads-sync adopt``."""
+    id_cache_size: int = Field(default=100_000, ge=1)
+    """Document ``_id``s of the legacy tenant's entities kept in memory per process (LRU; about 250 bytes each)."""
 
     # Source and entities
     poll_click_log: bool = True

@@ -10,10 +10,12 @@ from typing import Any
 from bson import ObjectId
 
 from streams import documents
+from streams.adoption import check_adopted
 from streams.app import app, settings
 from streams.models import EntitySnapshot
 from streams.mongo import bulk_upsert, with_backoff
-from streams.resources import mongo
+from streams.references import DocumentIds
+from streams.resources import document_ids, mongo
 from streams.tables.links import send_links
 from streams.topics import entity_changes
 
@@ -22,33 +24,41 @@ FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 
 @app.agent(entity_changes)
 async def models_sink(stream):
+    await check_adopted(mongo(), settings.legacy_tenant)
     async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-        await write_models([snapshot for changes in batch for snapshot in changes.snapshots], send_links)
+        await write_models([snapshot for changes in batch for snapshot in changes.snapshots], send_links,
+                           document_ids())
 
 
-async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[str, Any]) -> None:
-    """Write the batch's models; ``links`` is the send/email join state (the table, or a dict in replay)."""
+async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[str, Any],
+                       document_ids: DocumentIds) -> None:
+    """Write the batch's models; ``links`` is the send/email join state (the table, or a dict in replay);
+    references store the ``_id``s ``document_ids`` resolves."""
     latest = {snapshot.entity: snapshot for snapshot in batch}  # a later snapshot supersedes
     by_kind: dict[str, list[EntitySnapshot]] = defaultdict(list)
     for snapshot in latest.values():
         by_kind[snapshot.kind].append(snapshot)
+    categories, emails, sends = by_kind["category"], by_kind["email"], by_kind["send"]
+    ids = await document_ids.resolve([
+        *map(documents.parent_ref, categories), *map(documents.category_ref, emails),
+        *map(documents.deployment_ref, sends), *(s.entity for s in sends),
+    ])
     await bulk_upsert("identities", [documents.identity_update(s) for s in by_kind["subscriber"]])
-    await bulk_upsert("email-categories", [documents.category_update(s) for s in by_kind["category"]])
-    emails = by_kind["email"]
+    await bulk_upsert("email-categories", [documents.category_update(s, ids) for s in categories])
     category_flags = await _flags("email-categories", (documents.category_ref(s) for s in emails))
     await bulk_upsert("email-deployments", [
-        documents.deployment_update(s, category_flags.get(documents.category_ref(s) or "", {})) for s in emails
+        documents.deployment_update(s, category_flags.get(documents.category_ref(s) or "", {}), ids)
+        for s in emails
     ])
     await bulk_upsert("email-categories", [
         documents.category_has_deployments(s.tenant, s.data["category_id"]) for s in emails
         if s.data.get("category_id")
     ])
-    sends = by_kind["send"]
     deployment_flags = await _flags("email-deployments", (documents.deployment_ref(s) for s in sends))
     await bulk_upsert("email-sends", [
-        documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {})) for s in sends
+        documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {}), ids) for s in sends
     ])
-    await _write_send_urls(_join(emails, sends, links), links)
+    await _write_send_urls(_join(emails, sends, links), links, document_ids)
 
 
 async def _flags(collection: str, entities: Iterable[str | None]) -> dict[str, dict[str, Any]]:
@@ -84,7 +94,8 @@ def _join(emails: Iterable[EntitySnapshot], sends: Iterable[EntitySnapshot],
     return list(ready.values())
 
 
-async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]], links: MutableMapping[str, Any]) -> None:
+async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]], links: MutableMapping[str, Any],
+                           document_ids: DocumentIds) -> None:
     """Upsert the url documents of each ready send's acks not written yet (all of them when its sent date
     changed), and note in the send's link what is written: a send is republished with every new ack code."""
     todo = []
@@ -103,9 +114,11 @@ async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]], links: Mutab
     url_ids: dict[str, list[ObjectId]] = defaultdict(list)
     for doc in docs:
         url_ids[doc["shortId"]].extend(ObjectId(url) for url in doc.get("urlIds", []))
+    ids = await document_ids.resolve(key for send, category, _, _, _ in todo
+                                     for key in (send.entity, documents.deployment_ref(send), category or None))
     await bulk_upsert("email-send-urls", [
         op for send, category, new, _, _ in todo
-        for op in documents.send_url_updates(send, category or None, url_ids, new)
+        for op in documents.send_url_updates(send, category or None, url_ids, ids, new)
     ])
     for send, _, new, written, stamp in todo:
         # an ack without url-acknowledgments yet is looked up again with the send's next republish

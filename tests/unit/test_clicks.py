@@ -4,7 +4,7 @@ import pytest
 from bson import ObjectId
 
 from streams.clicks import RowRejected, chicago_day, click_updates, parse_row
-from streams.entities import object_id
+from streams.entities import derived_ids
 
 URL = "5f47e1c107809f52ef34357c"
 
@@ -61,11 +61,12 @@ def test_fold_merges_clicks_on_one_document() -> None:
     first = parse_row("ien", row(ID="a"), frozenset())
     later = parse_row("ien", row(ID="b", EventDate="9/7/2020 9:00:00 AM"), frozenset())
     bot = parse_row("ien", row(ID="c", IsBot_v3="True"), frozenset())
-    guid_ops, bot_ops = click_updates([(send, first), (send, later), (send, bot), (send, first)])
+    ids = {send: ObjectId(), "mc.ien.subscriber*70257389": ObjectId()}  # adopted documents' _ids
+    guid_ops, bot_ops = click_updates([(send, first), (send, later), (send, bot), (send, first)], ids)
     assert len(guid_ops) == 1 and len(bot_ops) == 1
     natural = guid_ops[0]._filter
-    assert natural == {"day": datetime(2020, 9, 7, 5, tzinfo=UTC), "job": object_id(send),
-                       "url": ObjectId(URL), "usr": object_id("mc.ien.subscriber*70257389")}
+    assert natural == {"day": datetime(2020, 9, 7, 5, tzinfo=UTC), "job": ids[send],
+                       "url": ObjectId(URL), "usr": ids["mc.ien.subscriber*70257389"]}
     update = guid_ops[0]._doc
     assert update["$addToSet"] == {"guids": {"$each": ["a", "b"]}}
     assert update["$pull"] == {"bots": {"$in": ["a", "b"]}}
@@ -78,6 +79,6 @@ def test_row_flag_change_moves_it_between_lists() -> None:
     send = "mc.ien.send*1"
     human = parse_row("ien", row(ID="a"), frozenset())
     as_bot = parse_row("ien", row(ID="a", IsBot_v3="true"), frozenset())
-    guid_ops, bot_ops = click_updates([(send, human), (send, as_bot)])
+    guid_ops, bot_ops = click_updates([(send, human), (send, as_bot)], derived_ids([send, human.subscriber]))
     assert guid_ops[0]._doc["$addToSet"] == {"guids": {"$each": []}}
     assert bot_ops[0]._doc["$addToSet"] == {"bots": {"$each": ["a"]}}

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from bson import ObjectId
 
 from streams import documents
-from streams.entities import object_id
+from streams.entities import derived_ids, object_id
 from streams.models import EntitySnapshot
 
 RETRIEVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
@@ -36,13 +36,14 @@ def test_identity_maps_attributes_and_counts_fields() -> None:
 
 
 def test_category_full_name_and_parent() -> None:
+    parent = ObjectId()  # an adopted folder keeps the _id the previous system gave it
     update = documents.category_update(snap("category", "3", {
         "id": 3, "parent_id": 2, "name": "my emails", "path": ["Root", "my emails", "News"],
-    }))
+    }), {"mc.ien.category*2": parent})
     fields = update._doc["$set"]
     assert fields["name"] == "My Emails"
     assert fields["fullName"] == "Root | My Emails | News"
-    assert fields["parentId"] == object_id("mc.ien.category*2")
+    assert fields["parentId"] == parent
     assert update._doc["$setOnInsert"]["rollupMetrics"] is False
 
 
@@ -54,7 +55,8 @@ def test_send_fields_flags_and_sending_without_date() -> None:
         "forwarded_emails": 0, "hard_bounces": 1, "soft_bounces": 2, "other_bounces": 3,
         "created_date": "2020-01-01T00:00:00-06:00", "modified_date": "2020-01-02T00:00:00-06:00",
     }
-    update = documents.send_update(snap("send", "5", data), {"rollupMetrics": True, "isNewsletter": False})
+    update = documents.send_update(snap("send", "5", data), {"rollupMetrics": True, "isNewsletter": False},
+                                   derived_ids(["mc.ien.email*9"]))
     fields = update._doc["$set"]
     assert fields["isTestSend"] is True
     assert fields["sentDate"] == datetime.fromtimestamp(RETRIEVED, UTC)
@@ -68,11 +70,13 @@ def test_send_urls_one_per_url_of_each_ack() -> None:
     send = snap("send", "5", {"id": 5, "email_id": 9, "subject": "Hi", "status": "Complete",
                               "sent_date": "2020-01-01T10:00:00-06:00"}, acks=["a", "b", "none"])
     u1, u2 = ObjectId("5f47e1c107809f52ef34357c"), ObjectId("5f47e1c107809f52ef34357d")
-    ops = documents.send_url_updates(send, "mc.ien.category*3", {"a": [u1, u2], "b": [u2]})
-    assert [op._filter for op in ops] == [{"sendId": object_id(send.entity), "urlId": u} for u in (u1, u2)]
+    ids = {send.entity: ObjectId(), "mc.ien.email*9": ObjectId(), "mc.ien.category*3": ObjectId()}
+    ops = documents.send_url_updates(send, "mc.ien.category*3", {"a": [u1, u2], "b": [u2]}, ids)
+    assert [op._filter for op in ops] == [{"sendId": ids[send.entity], "urlId": u} for u in (u1, u2)]
     assert ops[0]._doc["$set"] == {"sentDate": datetime(2020, 1, 1, 16, tzinfo=UTC)}
     on_insert = ops[0]._doc["$setOnInsert"]
-    assert on_insert["categoryId"] == object_id("mc.ien.category*3")
+    assert on_insert["categoryId"] == ids["mc.ien.category*3"]
+    assert on_insert["deploymentId"] == ids["mc.ien.email*9"]
     assert on_insert["isTestSend"] is False
 
 
