@@ -128,7 +128,7 @@ async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[s
 
 def create_indexes(db: Database) -> None:
     """The worker's indexes (``streams.mongo.INDEXES``), with the synchronous client."""
-    for name, (fields, options) in INDEXES.items():
+    for name, fields, options in INDEXES:
         db[name].create_index([(f, ASCENDING) for f in fields], **options)
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateOne
+from pymongo import UpdateMany, UpdateOne
 
 from streams.entities import NAMESPACES, EntityType, References, entity, object_id, parse_entity
 from streams.models import EntitySnapshot
@@ -149,6 +149,12 @@ def deployment_update(snapshot: EntitySnapshot, category: Flags, ids: References
         "categoryId": _id_of(category_ref(snapshot), ids),
         **_copied_flags(category),
     })
+
+
+def deployment_sends_update(deployment_id: ObjectId, category: Flags) -> UpdateMany:
+    """Copy a deployment's flags (its category's) to the sends that reference it: a send is usually written
+    before its email is fetched, and an adopted folder may hold flags an editor set."""
+    return UpdateMany({"deploymentId": deployment_id}, {"$set": _copied_flags(category)})
 
 
 def deployment_ref(snapshot: EntitySnapshot) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
@@ -20,16 +20,18 @@ DUPLICATE_KEY = 11000
 UNIQUE = {"unique": True}
 ENTITY = {"unique": True, "sparse": True}
 """Sparse: the previous system's documents have no entity until ``leads-sync adopt`` gives them one."""
-INDEXES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "event-email-clicks": (("day", "job", "url", "usr"), UNIQUE),
-    "identities": (("entity",), ENTITY),
-    "email-categories": (("entity",), ENTITY),
-    "email-deployments": (("entity",), ENTITY),
-    "email-sends": (("entity",), ENTITY),
-    "email-send-urls": (("sendId", "urlId"), UNIQUE),
-    "processed-events": (("guid",), UNIQUE),
-    "url-acknowledgments": (("shortId",), {}),
-}
+INDEXES: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
+    ("event-email-clicks", ("day", "job", "url", "usr"), UNIQUE),
+    ("identities", ("entity",), ENTITY),
+    ("email-categories", ("entity",), ENTITY),
+    ("email-deployments", ("entity",), ENTITY),
+    ("email-sends", ("entity",), ENTITY),
+    ("email-sends", ("deploymentId",), {}),  # a deployment's flags are copied to its sends
+    ("email-send-urls", ("sendId", "urlId"), UNIQUE),
+    ("processed-events", ("guid",), UNIQUE),
+    ("url-acknowledgments", ("shortId",), {}),
+)
+"""``(collection, fields, create_index options)`` of every index the sinks rely on."""
 
 
 def _transient(exc: PyMongoError) -> bool:
@@ -49,7 +51,7 @@ async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
                             on_retry=lambda: metrics.mongo_retries.inc(what=what))
 
 
-async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:
+async def bulk_upsert(collection: str, ops: Sequence[UpdateOne | UpdateMany]) -> None:
     """One unordered bulk write, retried until MongoDB acknowledges it (upserts are idempotent)."""
     if ops:
         target: AsyncCollection = mongo()[collection]
@@ -59,7 +61,7 @@ async def bulk_upsert(collection: str, ops: Sequence[UpdateOne]) -> None:
 
 
 async def ensure_indexes() -> None:
-    for collection, (fields, options) in INDEXES.items():
+    for collection, fields, options in INDEXES:
         keys = [(name, ASCENDING) for name in fields]
         target: AsyncCollection = mongo()[collection]
         await with_backoff(f"index on {collection}", partial(target.create_index, keys, **options))

@@ -41,15 +41,14 @@ async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[st
     categories, emails, sends = by_kind["category"], by_kind["email"], by_kind["send"]
     ids = await document_ids.resolve([
         *map(documents.parent_ref, categories), *map(documents.category_ref, emails),
-        *map(documents.deployment_ref, sends), *(s.entity for s in sends),
+        *(s.entity for s in emails), *map(documents.deployment_ref, sends), *(s.entity for s in sends),
     ])
     await bulk_upsert("identities", [documents.identity_update(s) for s in by_kind["subscriber"]])
     await bulk_upsert("email-categories", [documents.category_update(s, ids) for s in categories])
     category_flags = await _flags("email-categories", (documents.category_ref(s) for s in emails))
-    await bulk_upsert("email-deployments", [
-        documents.deployment_update(s, category_flags.get(documents.category_ref(s) or "", {}), ids)
-        for s in emails
-    ])
+    flags_of = [(s, category_flags.get(documents.category_ref(s) or "", {})) for s in emails]
+    await bulk_upsert("email-deployments", [documents.deployment_update(s, flags, ids) for s, flags in flags_of])
+    await bulk_upsert("email-sends", [documents.deployment_sends_update(ids[s.entity], flags) for s, flags in flags_of])
     await bulk_upsert("email-categories", [
         documents.category_has_deployments(s.tenant, s.data["category_id"]) for s in emails
         if s.data.get("category_id")
