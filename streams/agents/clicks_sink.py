@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from streams.adoption import check_adopted
 from streams.app import app, settings
+from streams.batches import each_batch
 from streams.clicks import click_updates
 from streams.models import ClickEvents
 from streams.mongo import bulk_upsert, ensure_indexes
@@ -31,8 +32,7 @@ async def store_clicks(batch: Sequence[ClickEvents], document_ids: DocumentIds) 
 async def clicks_sink(stream):
     await check_adopted(mongo(), settings.legacy_tenant)
     await ensure_indexes()
-    async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-        await write_clicks(batch)
+    await each_batch(stream, settings.sink_batch, settings.sink_within, write_clicks)
 
 
 async def write_clicks(batch: Sequence[ClickEvents]) -> None:

@@ -12,7 +12,8 @@ from bson import ObjectId
 from streams import documents
 from streams.adoption import check_adopted
 from streams.app import app, settings
-from streams.models import EntitySnapshot
+from streams.batches import each_batch
+from streams.models import EntityChanges, EntitySnapshot
 from streams.mongo import bulk_upsert, with_backoff
 from streams.references import DocumentIds
 from streams.resources import document_ids, mongo
@@ -25,9 +26,12 @@ FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 @app.agent(entity_changes)
 async def models_sink(stream):
     await check_adopted(mongo(), settings.legacy_tenant)
-    async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-        await write_models([snapshot for changes in batch for snapshot in changes.snapshots], send_links,
-                           document_ids())
+    await each_batch(stream, settings.sink_batch, settings.sink_within, write_changes)
+
+
+async def write_changes(batch: list[EntityChanges]) -> None:
+    """Write the models of a batch of ``entity-changes`` records."""
+    await write_models([snapshot for changes in batch for snapshot in changes.snapshots], send_links, document_ids())
 
 
 async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[str, Any],
