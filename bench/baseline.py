@@ -3,7 +3,8 @@
 Rows are read from the click log and handled in batches of 10; for each batch, one after the other:
 fetch its sends and its subscribers (``IN``), their emails, each email's category tree level by level
 up to the root, then upsert every model and the batch's clicks (pymongo, unordered bulks, the project's
-document builders) and mark the 10 rows processed. No cache survives a batch. It uses the project's
+document builders) and mark the 10 rows processed, one rowset call per row: the original's
+mark-as-processed handler takes a single queue record. No cache survives a batch. It uses the project's
 SFMC client. ``run_baseline`` stops after ``seconds`` (or when the rows run out) and reports its rate.
 """
 
@@ -43,7 +44,8 @@ async def _batch(client: MarketingCloudClient, tenant: str, rows: list[dict[str,
     for clicks in click_updates(events, event_ids(events)):
         if clicks:
             db["event-email-clicks"].bulk_write(clicks, ordered=False)
-    await client.mark_processed([row_keys(row) for row in rows])
+    for row in rows:
+        await client.mark_processed([row_keys(row)])
 
 
 async def run_baseline(dataset: dict[str, Any], emulator_url: str, mongo_url: str, database: str,

@@ -39,6 +39,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from stack.demo import business_units
+from stack.legacy import legacy_documents, write_legacy
 from streams.marketing_cloud.emulator.generator import Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 
@@ -223,14 +224,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data")
         log(f"run {index}: live worker ({rows} rows, {expected} to be marked)")
         profile = WORK / f"{tag}-profile.txt" if args.profile and index == args.runs else None
-        worker = WorkerProcess(env, f"{tag}-live", profile=profile)
-        try:
-            live = drive_worker(emulator, worker, expected, args.timeout)
-        finally:
-            peak = worker.peak_kb
-            worker.stop()
-        live["expected"] = expected
-        live["worker_vmhwm_mb"] = peak / 1024
+        live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile), expected, args.timeout)
         result["live"] = live
         if profile is not None:
             result["profile"] = str(profile)
@@ -261,6 +255,9 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         drop(database)
     finally:
         emulator.stop()
+    if args.legacy > 0:
+        log(f"run {index}: live worker on a legacy database (share {args.legacy:g})")
+        result["live_legacy"] = legacy_live(args, dataset, dataset_path, expected, tag)
     log(f"run {index}: raw aiokafka")
     result["raw"] = asyncio.run(run_raw(KAFKA, dataset))
     if not args.skip_dry:
@@ -297,6 +294,41 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
     return result, final
 
 
+def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float) -> dict[str, Any]:
+    """Drive ``worker`` until ``expected`` rows are marked, then stop it; its marks and peak memory."""
+    try:
+        live = drive_worker(emulator, worker, expected, timeout)
+    finally:
+        peak = worker.peak_kb
+        worker.stop()
+    return {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024}
+
+
+def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path: Path, expected: int,
+                tag: str) -> dict[str, Any]:
+    """The live run on the previous system's database (``stack.legacy``, ``--legacy`` of the first BU's
+    entities and click documents), adopted with ``leads-sync adopt`` first (timed apart)."""
+    emulator = EmulatorProcess(dataset_path, args.soap_latency, args.rest_latency, f"{tag}-legacy")
+    database = f"bench_legacy_{tag}"
+    try:
+        seed_acks(dataset, database)
+        tenant = dataset["units"][0]["tenant"]
+        client: MongoClient = MongoClient(MONGO, tz_aware=True)
+        documents = write_legacy(client[database], legacy_documents(dataset, tenant, share=args.legacy))
+        client.close()
+        env = {**worker_env(dataset, emulator.url, database, f"{tag}l", args.poll_interval, WORK / f"{tag}l-data"),
+               "LEADS_LEGACY_TENANT": tenant}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "streams", "adopt"], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=args.timeout)
+        adopt_seconds = time.perf_counter() - start
+        live = run_live(emulator, WorkerProcess(env, f"{tag}-legacy"), expected, args.timeout)
+        return {**live, "legacy_documents": documents, "adopt_seconds": adopt_seconds}
+    finally:
+        emulator.stop()
+        drop(database)
+
+
 def ratios(result: dict[str, Any]) -> dict[str, float | None]:
     live = result.get("live", {}).get("rows_per_s")
 
@@ -308,6 +340,7 @@ def ratios(result: dict[str, Any]) -> dict[str, float | None]:
     base = result.get("baseline", {})
     return {
         "live_over_limit": ratio(live, result.get("limit", {}).get("rows_per_s")),
+        "legacy_live_over_live": ratio(result.get("live_legacy", {}).get("rows_per_s"), live),
         "dry_over_raw": ratio(result.get("dry", {}).get("rows_per_s"), result.get("raw", {}).get("rows_per_s")),
         "live_over_raw": ratio(live, result.get("raw", {}).get("rows_per_s")),
         "baseline_calls_over_ours": ratio(base.get("calls_per_10k_rows"), ours_per_10k),
@@ -333,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-seconds", type=float, default=60.0, help="0 skips the baseline")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per worker run")
     parser.add_argument("--skip-dry", action="store_true")
+    parser.add_argument("--legacy", type=float, default=0.0,
+                        help="also run live on a legacy database holding this share (0-1) of the first BU's "
+                             "entities and click documents (stack.legacy), adopted first")
     parser.add_argument("--skip-replay", action="store_true")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's Kafka topics")
     parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")

@@ -1,11 +1,14 @@
-"""``python -m stack.demo``: the pipeline on the local stack with sample data, end to end.
+"""``python -m stack.demo [--legacy SHARE]``: the pipeline on the local stack with sample data, end to end.
 
 Starts the stack with a freshly generated sample dataset in the SFMC emulator, runs one worker until
 every row it can process is marked processed, prints ``leads-sync summary`` and stops the worker.
+``--legacy 0.5`` first fills the database with the previous system's documents for half the first BU's
+entities and click documents (``stack.legacy``) and runs ``leads-sync adopt``, as on a real leads database.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -20,6 +23,7 @@ from pymongo import MongoClient
 
 from . import control
 from .config import Config, load
+from .legacy import legacy_documents, write_legacy
 
 DATABASE = "leads_demo"
 
@@ -49,7 +53,10 @@ def _pending(cfg: Config, dataset: dict[str, Any]) -> int:
     return pending
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--legacy", type=float, default=0.0, help="share of legacy documents (0: none)")
+    args = parser.parse_args(argv)
     cfg = load()
     dataset_path = cfg.state_dir / "sample-dataset.json"
     dataset_path.unlink(missing_ok=True)  # a fresh dataset whose clicks fall inside the lookback
@@ -76,6 +83,12 @@ def main() -> int:
         "LEADS_POLL_INTERVAL": "5",
         "LEADS_DATA_DIR": str(cfg.state_dir / run),
     }
+    if args.legacy > 0:
+        tenant = dataset["units"][0]["tenant"]
+        counts = write_legacy(mongo[DATABASE], legacy_documents(dataset, tenant, share=args.legacy))
+        env["LEADS_LEGACY_TENANT"] = tenant
+        print(f"demo: legacy documents of {tenant}: {counts}; leads-sync adopt", flush=True)
+        subprocess.run([sys.executable, "-m", "streams", "adopt"], cwd=cfg.root, env=env, check=True)
     log_path = cfg.log_dir / f"{run}-worker.log"
     rows = sum(len(unit["rows"]) for unit in dataset["units"])
     print(f"demo: {rows} click rows in {len(dataset['units'])} BU(s); worker log {log_path}", flush=True)
