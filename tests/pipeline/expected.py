@@ -11,8 +11,11 @@ back to entities (``_id`` values are the pipeline's business). A click on a send
 
 from __future__ import annotations
 
+import html.entities
 import re
+import urllib.parse
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -27,13 +30,10 @@ CHICAGO = ZoneInfo("America/Chicago")
 DE_DATE = "%m/%d/%Y %I:%M:%S %p"
 MAX_LINK = 8192
 
-HEX24 = r"([0-9a-fA-F]{24})"
-ACK = r"([A-Za-z0-9_-]+)"
-FORM_LIDACK = re.compile(r"lt\.lidack=" + HEX24 + "~" + ACK)
-FORM_LEGACY_PATH = re.compile(r"leads\.limit0\.io/click/" + HEX24 + r"(?![0-9a-fA-F])", re.I)
-FORM_LEGACY_ACK = re.compile(r"[?&]ack=" + ACK)
-FORM_LID = re.compile(r"[?&]lt\.lid=" + HEX24 + r"(?![0-9a-fA-F])")
-FORM_LT_ACK = re.compile(r"[?&]lt\.ack=" + ACK)
+HEXDIGITS = "0123456789abcdefABCDEF"
+ACK_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+LEGACY_HOST = "leads.limit0.io"
+HOST_CHARS = ACK_CHARS - {"_"}
 
 ATTRIBUTE_FIELDS = {
     "First Name": "givenName", "Last Name": "familyName", "Title": "title", "Company Name": "companyName",
@@ -61,16 +61,95 @@ def ent(tenant: str, kind: str, ident: str) -> str:
 
 
 def link_parts(content: str) -> tuple[str, str] | None:
-    """SPEC 3: ``(urlId lower case, ack)`` of the first accepted form giving both, else None."""
-    if m := FORM_LIDACK.search(content):
-        return m.group(1).lower(), m.group(2)
-    path, ack = FORM_LEGACY_PATH.search(content), FORM_LEGACY_ACK.search(content)
-    if path and ack:
-        return path.group(1).lower(), ack.group(1)
-    lid, ack = FORM_LID.search(content), FORM_LT_ACK.search(content)
-    if lid and ack:
-        return lid.group(1).lower(), ack.group(1)
+    """SPEC 3: ``(urlId lower case, ack)`` of the first accepted form giving both, else None.
+
+    Read by splitting the decoded link at the parameter separators ``? & ; #`` (a parameter is a piece
+    that starts with its name) and by looking at what follows each ``//`` (or the start) for the legacy host.
+    """
+    text = _decoded(content)
+    pieces = re.split(r"[?&;#]", text)
+    for piece in pieces:
+        if piece.startswith("lt.lidack="):
+            value = piece[len("lt.lidack="):]
+            ack = _ack_run(value[25:])
+            if _is_hex24(value[:24]) and value[24:25] == "~" and ack:
+                return value[:24].lower(), ack
+    acks = {name: _first_value(pieces, name + "=", _ack_run) for name in ("ack", "lt.ack")}
+    legacy = _legacy_url_id(text)
+    if legacy and (acks["ack"] or acks["lt.ack"]):
+        return legacy, acks["ack"] or acks["lt.ack"]
+    lid = _first_value(pieces, "lt.lid=", _whole_url_id)
+    if lid and (acks["lt.ack"] or acks["ack"]):
+        return lid, acks["lt.ack"] or acks["ack"]
     return None
+
+
+def _decoded(content: str) -> str:
+    """``&name;`` (a name HTML defines) and ``&#n;``/``&#xh;`` references decoded, then ``%hh`` once."""
+    out: list[str] = []
+    at = 0
+    while (amp := content.find("&", at)) >= 0:
+        semi = content.find(";", amp)
+        if semi > amp and _is_reference(content[amp + 1:semi]):
+            out += [content[at:amp], html.unescape(content[amp:semi + 1])]
+            at = semi + 1
+        else:
+            out.append(content[at:amp + 1])
+            at = amp + 1
+    return urllib.parse.unquote("".join(out) + content[at:]).strip()
+
+
+def _is_reference(name: str) -> bool:
+    """``name`` between ``&`` and ``;`` makes a character reference: ``#`` + decimal digits, ``#x`` + hex
+    digits, or a name HTML5 defines."""
+    if name[:2] in ("#x", "#X"):
+        return len(name) > 2 and all(c in HEXDIGITS for c in name[2:])
+    if name[:1] == "#":
+        return len(name) > 1 and all(c in "0123456789" for c in name[1:])
+    return name + ";" in html.entities.html5
+
+
+def _is_hex24(value: str) -> bool:
+    return len(value) == 24 and all(c in HEXDIGITS for c in value)
+
+
+def _ack_run(value: str) -> str:
+    """The leading run of ack characters."""
+    end = 0
+    while end < len(value) and value[end] in ACK_CHARS:
+        end += 1
+    return value[:end]
+
+
+def _whole_url_id(value: str) -> str:
+    """The url id the value starts with, if it is 24 hex digits not followed by another ack character."""
+    return value[:24].lower() if _is_hex24(value[:24]) and value[24:25] not in ACK_CHARS else ""
+
+
+def _first_value(pieces: list[str], prefix: str, read: Callable[[str], str]) -> str:
+    for piece in pieces:
+        if piece.startswith(prefix) and (value := read(piece[len(prefix):])):
+            return value
+    return ""
+
+
+def _legacy_url_id(text: str) -> str:
+    """The url id of the first ``{host}/click/{urlId}`` whose host (at the start or after ``//``) is the
+    legacy host or one of its subdomains, with an optional port."""
+    starts = [0] + [i + 2 for i in range(len(text) - 1) if text[i:i + 2] == "//"]
+    for start in starts:
+        slash = text.find("/", start)
+        host, colon, port = text[start:slash].partition(":")
+        path = text[slash + 1:slash + 32]
+        if slash < 0 or not host.isascii() or (colon and not (port and all(c in "0123456789" for c in port))):
+            continue
+        subdomain, legacy, after = host.lower().rpartition(LEGACY_HOST)
+        labels = subdomain.split(".")  # "www." -> ["www", ""]; the legacy host itself -> [""]
+        if not legacy or after or labels[-1] or not all(label and set(label) <= HOST_CHARS for label in labels[:-1]):
+            continue  # not the legacy host, nor a subdomain of it
+        if path[:6].isascii() and path[:6].lower() == "click/" and (url_id := _whole_url_id(path[6:])):
+            return url_id
+    return ""
 
 
 def de_date(value: str) -> datetime | None:
