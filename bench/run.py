@@ -46,6 +46,7 @@ from streams.marketing_cloud.values import SERVER_TZ
 from .baseline import run_baseline
 from .limit import final_operations, write_limit
 from .raw_kafka import run_raw
+from .stages import stage_table
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".stack" / "bench"
@@ -90,9 +91,11 @@ class EmulatorProcess:
 
 
 class WorkerProcess:
-    """A worker subprocess (``module``: streams or bench.dry_worker) with its memory sampled every 0.5 s."""
+    """A worker subprocess (``module``: streams or bench.dry_worker) with its memory and CPU time sampled every
+    0.5 s; ``spy``: py-spy records its stacks there (``bench.stages``)."""
 
-    def __init__(self, env: dict[str, str], name: str, module: str = "streams", profile: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], name: str, module: str = "streams", profile: Path | None = None,
+                 spy: Path | None = None) -> None:
         self.log_path = WORK / f"{name}-worker.log"
         command = [sys.executable, "-m", module, "worker", "-l", "warn"]
         if profile is not None:
@@ -101,18 +104,27 @@ class WorkerProcess:
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log_path.open("ab"),
                                         stderr=subprocess.STDOUT)
         self.peak_kb = 0
+        self.cpu_seconds = 0.0
         self.rss_samples: list[tuple[float, int]] = []
+        self.spy = None if spy is None else subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.process.pid), "--rate", "200",
+             "--format", "raw", "--nonblocking", "--output", str(spy)],
+            stdout=subprocess.DEVNULL, stderr=(WORK / f"{name}-py-spy.log").open("ab"))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         status = Path(f"/proc/{self.process.pid}/status")
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        ticks = os.sysconf("SC_CLK_TCK")
         while not self._stop.wait(0.5):
             try:
                 fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+                utime, stime = stat.read_text().rpartition(")")[2].split()[11:13]
             except OSError:
                 return
+            self.cpu_seconds = (int(utime) + int(stime)) / ticks
             self.peak_kb = max(self.peak_kb, int(fields.get("VmHWM", "0 kB").split()[0]))
             self.rss_samples.append((time.time(), int(fields.get("VmRSS", "0 kB").split()[0])))
 
@@ -120,6 +132,9 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def stop(self) -> None:
+        if self.spy is not None:  # py-spy writes its output on SIGINT
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(60)
         self._stop.set()
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
@@ -223,8 +238,15 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         seed_acks(dataset, database)
         env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data")
         log(f"run {index}: live worker ({rows} rows, {expected} to be marked)")
-        profile = WORK / f"{tag}-profile.txt" if args.profile and index == args.runs else None
-        live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile), expected, args.timeout)
+        last = index == args.runs
+        profile = WORK / f"{tag}-profile.txt" if args.profile and last else None
+        spy = WORK / f"{tag}-py-spy.txt" if args.stages and last else None
+        live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile, spy=spy), expected,
+                        args.timeout)
+        if spy is not None:
+            live["stages"] = stage_table(spy, live["worker_cpu_s"], live.get("rows_marked", 0))
+            log("worker CPU µs per row by stage: " + ", ".join(
+                f"{name} {cell['us_per_row']:.0f}" for name, cell in live["stages"].items()))
         result["live"] = live
         if profile is not None:
             result["profile"] = str(profile)
@@ -267,13 +289,8 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
             seed_acks(dataset, database)
             env = worker_env(dataset, emulator.url, database, f"{tag}d", args.poll_interval, WORK / f"{tag}d-data")
             log(f"run {index}: dry worker (Mongo writes counted, SFMC latency 0)")
-            worker = WorkerProcess(env, f"{tag}-dry", module="bench.dry_worker")
-            try:
-                dry = drive_worker(emulator, worker, expected, args.timeout)
-            finally:
-                dry["worker_vmhwm_mb"] = worker.peak_kb / 1024
-                worker.stop()
-            result["dry"] = dry
+            result["dry"] = run_live(emulator, WorkerProcess(env, f"{tag}-dry", module="bench.dry_worker"),
+                                     expected, args.timeout)
             drop(database)
         finally:
             emulator.stop()
@@ -299,9 +316,11 @@ def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, ti
     try:
         live = drive_worker(emulator, worker, expected, timeout)
     finally:
-        peak = worker.peak_kb
+        peak, cpu = worker.peak_kb, worker.cpu_seconds
         worker.stop()
-    return {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024}
+    rows = max(1, live.get("rows_marked", 0))
+    return {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024, "worker_cpu_s": cpu,
+            "worker_cpu_us_per_row": cpu * 1e6 / rows}
 
 
 def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path: Path, expected: int,
@@ -372,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-replay", action="store_true")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's Kafka topics")
     parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")
+    parser.add_argument("--stages", action="store_true",
+                        help="sample the last run's live worker with py-spy: CPU µs per row by stage (bench.stages)")
     parser.add_argument("--quick", action="store_true", help="5,000 rows, one run, 20 s baseline")
     args = parser.parse_args(argv)
     if args.quick:
