@@ -13,6 +13,7 @@ from faust.cli import option
 from streams.adoption import Adopted
 from streams.app import app, settings
 from streams.kafka import read_topic
+from streams.models import DeadLetterStage
 from streams.resources import mongo
 from streams.topics import acks, click_events, click_rows, dead_letter
 
@@ -69,14 +70,16 @@ async def replay(self: Any, since: datetime | None, database: str | None, batch:
 
 
 @app.command(
-    option("--stage", default=None, help="Only dead letters of this stage (ingest, resolve-send, ...)."),
+    option("--stage", type=click.Choice([stage.value for stage in DeadLetterStage]), default=None,
+           help="Only dead letters of this stage (default: every stage)."),
 )
 async def replay_dead_letters(self: Any, stage: str | None) -> None:
-    """Send dead-lettered rows and entities back into the pipeline (after a fix)."""
+    """Send dead letters back into the pipeline (after a fix), each once: rows to click-rows, entities to their
+    resolvers, acks to the acker. Prints what was requeued and what was skipped, per stage, with reasons (JSON)."""
     from streams.replay import requeue_dead_letters
 
-    counts = await requeue_dead_letters(stage)
-    print(orjson.dumps({"requeued": counts}).decode())
+    report = await requeue_dead_letters([DeadLetterStage(stage)] if stage else tuple(DeadLetterStage))
+    print(orjson.dumps(report).decode())
 
 
 def _print_adoption(collection: str, count: Adopted, elapsed: float) -> None:

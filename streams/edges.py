@@ -71,6 +71,12 @@ def parse_message(body: bytes | str, tenants: Collection[str]) -> Message:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MessageRejected(f"not JSON: {exc}") from None
+    return read_message(data, tenants)
+
+
+def read_message(data: Any, tenants: Collection[str]) -> Message:
+    """A decoded message, ``{"tenant": ..., "rows": [...]}`` or ``{"tenant": ..., "row": {...}}``, checked as
+    ``parse_message`` checks it: rows of string values (SFMC's spelling), a configured tenant."""
     if not isinstance(data, dict):
         raise MessageRejected("not a JSON object")
     tenant = data.get("tenant")

@@ -6,6 +6,7 @@ per-message cost is paid per batch, not per row; keys keep a send's rows and cli
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import faust
@@ -83,8 +84,38 @@ class AckBatch(faust.Record, serializer="json"):
     reason: str = ""
 
 
+class DeadLetterStage(StrEnum):
+    """Where a dead letter was written. Each stage has one ``source`` shape, and
+    ``leads-sync replay-dead-letters`` (``streams.replay.requeue_dead_letters``) one way to requeue it."""
+
+    INGEST = "ingest"
+    """A click row ingest rejected (a missing or malformed field). Source: the row as read, every value a
+    string. Requeued to ``click-rows``, past the seen-rows check."""
+    # resolve-{kind}: an entity SFMC did not return after every attempt. Source:
+    # {"entity": "mc.{tenant}.{kind}*{id}"}. Requeued to the kind's resolver.
+    RESOLVE_SEND = "resolve-send"
+    RESOLVE_SUBSCRIBER = "resolve-subscriber"
+    RESOLVE_EMAIL = "resolve-email"
+    RESOLVE_CATEGORY = "resolve-category"
+    ACK = "ack"
+    """A row not marked processed: SFMC refused to mark it (an error other than 10006), or SQS refused the
+    acks-queue message that carried it. Source: ``{"keys": {ID, JobID, SubscriberID, EventDate, IsUnique,
+    ListID}}`` (the row's key values as read). Requeued to ``acks``."""
+    ACKS_QUEUE = "acks-queue"
+    """A message on the acks queue that ``leads-sync mark-from-queue`` could not read. Source:
+    ``{"queue": URL, "message_id": id, "body": the first 2,000 characters}``. Requeued to ``acks`` when
+    the body now reads as an ack message (say, its tenant was configured since)."""
+    KINESIS = "kinesis"
+    """A poison Kinesis record. Source: ``{"stream", "shard", "sequence", "body": the first 2,000
+    characters}``. Requeued to ``click-rows`` when the body now reads as a message."""
+    SQS = "sqs"
+    """A poison message of the SQS ingress queue. Source: ``{"queue": URL, "message_id": id, "body": the
+    first 2,000 characters}``. Requeued to ``click-rows`` when the body now reads as a message."""
+
+
 class DeadLetter(faust.Record, serializer="json"):
-    """Something that could not be processed, with why and where."""
+    """Something that could not be processed: ``stage`` (a ``DeadLetterStage`` value) says where, ``reason``
+    why, ``source`` what (its shape is the stage's); ``at`` is epoch seconds."""
 
     stage: str
     reason: str

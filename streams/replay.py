@@ -7,19 +7,24 @@ nothing, and written through the same functions the sinks use.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import faust
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.app import settings
-from streams.kafka import kafka_consumer, read_topic, topic_partitions
-from streams.models import DEAD_LETTER_SOURCE, ClickEvents, EntityChanges
+from streams.app import app, settings
+from streams.bridge import tenants
+from streams.edges import Message, MessageRejected, parse_ack_message, parse_message, read_message, rows_by_send
+from streams.entities import EntityType, parse_entity
+from streams.kafka import kafka_consumer, topic_partitions
+from streams.models import DEAD_LETTER_SOURCE, ClickEvents, DeadLetterStage, EntityChanges
 from streams.topics import click_events, dead_letter, entity_changes
 
 R = TypeVar("R", bound=faust.Record)
@@ -93,36 +98,127 @@ async def replay(*, since: datetime | None = None, batch: int = 500, progress: P
     return counts
 
 
-async def requeue_dead_letters(stage: str | None) -> dict[str, int]:
-    """Send dead letters back: ingest rows to ``click-rows`` (past the seen-rows check), entities to their
-    resolver, refused acks to the acker. Returns how many of each stage were requeued."""
-    from streams.entities import parse_entity
-    from streams.tables.entities import request
-    from streams.topics import (
-        append_click_rows,
-        category_requests,
-        email_requests,
-        send_acks,
-        send_requests,
-        subscriber_requests,
-    )
+REQUEUE_GROUP = "{app_id}-requeue-{stage}"
+"""The consumer group, one per dead-letter stage, that remembers how far that stage's letters were requeued."""
 
-    resolvers = {"send": send_requests, "subscriber": subscriber_requests, "email": email_requests,
-                 "category": category_requests}
-    counts: dict[str, int] = defaultdict(int)
-    rows: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-    for letter in await read_topic(dead_letter.get_topic_name()):
-        if stage and letter["stage"] != stage:
-            continue
-        counts[letter["stage"]] += 1
-        tenant, source = letter["tenant"], letter["source"]
-        if letter["stage"] == "ingest":
-            rows[tenant, str(source.get("JobID", "")).strip()].append(source)
-        elif letter["stage"].startswith("resolve-"):
-            _, kind, ident = parse_entity(source["entity"])
-            await request(resolvers[kind], tenant, kind, [ident])
-        elif letter["stage"] == "ack":
-            await send_acks(tenant, "processed", [source["keys"]])
-    for (tenant, job_id), job_rows in rows.items():
-        await append_click_rows(tenant, job_id, job_rows, read_at=time.time(), source=DEAD_LETTER_SOURCE)
-    return dict(counts)
+
+class Requeue:
+    """The dead letters of one ``requeue_dead_letters`` run, gathered by where they go, and what became of each."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+        """(tenant, JobID) → click rows for ``click-rows``."""
+        self.entities: dict[tuple[str, EntityType], set[str]] = defaultdict(set)
+        """(tenant, kind) → ids for the kind's resolver."""
+        self.acks: dict[str, list[dict[str, str]]] = defaultdict(list)
+        """tenant → key values of rows to mark processed."""
+        self.requeued: Counter[str] = Counter()
+        self.skipped: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def add(self, stage: DeadLetterStage, letter: Mapping[str, Any]) -> None:
+        """Gather one dead letter of ``stage`` (a ``DeadLetter`` as JSON), or count it as skipped with the reason:
+        a source not of its stage's shape, or a body or tenant that still does not read."""
+        try:
+            self._gather(stage, letter["tenant"], letter["source"])
+        except MessageRejected as exc:
+            self.skipped[stage.value][exc.reason] += 1
+        except (KeyError, TypeError, ValueError) as exc:
+            self.skipped[stage.value][f"its source is not the {stage} shape ({type(exc).__name__}: {exc})"] += 1
+        else:
+            self.requeued[stage.value] += 1
+
+    def _gather(self, stage: DeadLetterStage, tenant: str, source: dict[str, Any]) -> None:
+        configured = tenants()
+        if stage is DeadLetterStage.INGEST:
+            self._add_rows(read_message({"tenant": tenant, "row": source}, configured))
+        elif stage is DeadLetterStage.ACK:
+            self.acks[tenant].extend(read_message({"tenant": tenant, "row": source["keys"]}, configured).rows)
+        elif stage is DeadLetterStage.ACKS_QUEUE:
+            message = parse_ack_message(source["body"], configured)
+            self.acks[message.tenant].extend(message.rows)
+        elif stage in (DeadLetterStage.KINESIS, DeadLetterStage.SQS):
+            self._add_rows(parse_message(source["body"], configured))
+        else:  # resolve-{kind}
+            entity_tenant, kind, ident = parse_entity(source["entity"])
+            if entity_tenant not in configured:
+                raise MessageRejected(f"tenant {entity_tenant!r} is not a configured business unit")
+            self.entities[entity_tenant, kind].add(ident)
+
+    def _add_rows(self, message: Message) -> None:
+        for job_id, rows in rows_by_send(message.rows).items():
+            self.rows[message.tenant, job_id].extend(rows)
+
+    async def send(self) -> None:
+        """Send what was gathered: rows to ``click-rows`` (past the seen-rows check: their first reading made no
+        event), ids to their resolvers, row keys to ``acks``; return once Kafka has all of it."""
+        from streams.tables.entities import request
+        from streams.topics import (
+            append_click_rows,
+            category_requests,
+            email_requests,
+            send_acks,
+            send_requests,
+            subscriber_requests,
+        )
+
+        resolvers = {"send": send_requests, "subscriber": subscriber_requests, "email": email_requests,
+                     "category": category_requests}
+        now = time.time()
+        for (tenant, job_id), rows in self.rows.items():
+            await append_click_rows(tenant, job_id, rows, read_at=now, source=DEAD_LETTER_SOURCE)
+        for (tenant, kind), ids in self.entities.items():
+            await request(resolvers[kind], tenant, kind, ids)
+        for tenant, keys in self.acks.items():
+            await send_acks(tenant, "processed", keys)
+        await app.producer.flush()
+
+    def report(self) -> dict[str, Any]:
+        """``{"requeued": {stage: letters}, "skipped": {stage: {reason: letters}}}``."""
+        return {"requeued": dict(self.requeued),
+                "skipped": {stage: dict(reasons) for stage, reasons in self.skipped.items()}}
+
+
+async def requeue_dead_letters(stages: Collection[DeadLetterStage] = tuple(DeadLetterStage)) -> dict[str, Any]:
+    """Send the dead letters of ``stages`` back into the pipeline, each once (where each stage goes:
+    ``DeadLetterStage``). Each stage's consumer group (``REQUEUE_GROUP``) holds how far its letters were
+    requeued: a run reads from there to the topic's end as it starts, sends, waits for Kafka, then commits
+    that end, so a second run requeues only letters written since. Returns ``Requeue.report()``."""
+    requeue = Requeue()
+    partitions = await topic_partitions(dead_letter.get_topic_name())
+    if not partitions:
+        return requeue.report()
+    async with contextlib.AsyncExitStack() as stack:
+        reader = await stack.enter_async_context(kafka_consumer())
+        groups = {stage: await stack.enter_async_context(
+                      kafka_consumer(group_id=REQUEUE_GROUP.format(app_id=settings.app_id, stage=stage)))
+                  for stage in stages}
+        ends = await reader.end_offsets(partitions)
+        beginnings = await reader.beginning_offsets(partitions)
+        starts: dict[DeadLetterStage, dict[TopicPartition, int]] = {}
+        for stage, group in groups.items():
+            group.assign(partitions)
+            starts[stage] = {tp: max(await group.committed(tp) or 0, beginnings[tp]) for tp in partitions}
+        first = {tp: min(start[tp] for start in starts.values()) for tp in partitions}
+        async for tp, offset, letter in _letters(reader, first, ends):
+            name = letter.get("stage")
+            if name in starts and offset >= starts[name][tp]:
+                requeue.add(DeadLetterStage(name), letter)
+        await requeue.send()
+        for group in groups.values():
+            await group.commit({tp: ends[tp] for tp in partitions})
+    return requeue.report()
+
+
+async def _letters(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int],
+                   ends: Mapping[TopicPartition, int]) -> AsyncIterator[tuple[TopicPartition, int, dict[str, Any]]]:
+    """``(partition, offset, letter)`` of each dead letter from ``starts`` up to (not including) ``ends``."""
+    consumer.assign(list(starts))
+    for tp, start in starts.items():
+        consumer.seek(tp, start)
+    pending = {tp for tp, start in starts.items() if start < ends[tp]}
+    while pending:
+        for tp, messages in (await consumer.getmany(*pending, timeout_ms=1000)).items():
+            for message in messages:
+                if message.value and message.offset < ends[tp]:
+                    yield tp, message.offset, orjson.loads(message.value)
+        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}

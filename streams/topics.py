@@ -19,6 +19,7 @@ from streams.models import (
     ClickEvents,
     ClickRows,
     DeadLetter,
+    DeadLetterStage,
     EntityChanges,
     EntityRequest,
     EntitySnapshot,
@@ -93,7 +94,11 @@ async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> None:
 
 async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,
                            source: dict[str, Any]) -> Awaitable[RecordMetadata]:
-    """Put a dead letter on its topic (and count it); await the result to know Kafka has it."""
+    """Put a dead letter on its topic (and count it); await the result to know Kafka has it.
+
+    ``stage`` is a ``DeadLetterStage`` (a plain string naming one is taken too; any other raises
+    ``ValueError``), and ``source`` has that stage's shape."""
+    stage = DeadLetterStage(stage)
     metrics.dead_letters.inc(stage=stage)
     return await dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
                                                             source=source, at=time.time()))

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from streams.app import app, settings
 from streams.bridge import aws, produce, tenants
 from streams.edges import SHARD_END, iterator_request, parse_all, read_to_end, readable_shards
+from streams.models import DeadLetterStage
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class ShardReader:
             messages, rejected = parse_all(((record["Data"], {
                 "stream": self.stream, "shard": shard_id, "sequence": record["SequenceNumber"]})
                 for record in records), tenants())
-            await produce(messages, rejected, "kinesis")
+            await produce(messages, rejected, DeadLetterStage.KINESIS)
             checkpoint = records[-1]["SequenceNumber"]
             self.checkpoints[self.key(shard_id)] = checkpoint
             kinesis_status["records"] = kinesis_status.get("records", 0) + len(records)

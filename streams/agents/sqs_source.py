@@ -17,6 +17,7 @@ from streams.app import app, settings
 from streams.aws import delete_messages, keep_visible, queue_url
 from streams.bridge import aws, produce, tenants
 from streams.edges import parse_all
+from streams.models import DeadLetterStage
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ async def handle(sqs: Any, url: str, received: list[dict[str, Any]]) -> None:
     messages, rejected = parse_all(((message["Body"], {"queue": url, "message_id": message.get("MessageId", "")})
                                     for message in received), tenants())
     async with keep_visible(sqs, url, received, settings.sqs_visibility_timeout):
-        await produce(messages, rejected, "sqs")
+        await produce(messages, rejected, DeadLetterStage.SQS)
     await delete_messages(sqs, url, received)
     sqs_status["messages"] += len(received)
     sqs_status["rejected"] += len(rejected)

@@ -25,7 +25,7 @@ from streams import metrics
 from streams.app import app, settings
 from streams.entities import EntityType, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
-from streams.models import EntityRequest, EntitySnapshot
+from streams.models import DeadLetterStage, EntityRequest, EntitySnapshot
 from streams.resources import marketing_cloud
 from streams.tables.keyed import keyed_table
 from streams.topics import (
@@ -142,8 +142,8 @@ class Resolver:
             key = entity(tenant, self.kind, ident)
             if final:
                 self._forget_retry(key)
-                await send_dead_letter(key, f"resolve-{self.kind}", f"{reason} (after {attempt + 1} attempts)",
-                                       tenant, {"entity": key})
+                await send_dead_letter(key, DeadLetterStage(f"resolve-{self.kind}"),
+                                       f"{reason} (after {attempt + 1} attempts)", tenant, {"entity": key})
             else:
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1, "due": due}
 
