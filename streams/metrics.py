@@ -49,6 +49,14 @@ class Counter(Metric):
     def value(self, **labels: object) -> float:
         return self.values.get(self._labels(labels), 0)
 
+    def by(self, label: str) -> dict[str, float]:
+        """The count per value of ``label`` (summed over the other labels), e.g. ``{tenant: count}``."""
+        totals: dict[str, float] = {}
+        for labels, value in self.values.items():
+            key = dict(labels).get(label, "")
+            totals[key] = totals.get(key, 0) + value
+        return totals
+
     def samples(self) -> Iterator[tuple[str, Labels, float]]:
         for labels, value in sorted(self.values.items()):
             yield self.name, labels, value
@@ -100,4 +108,8 @@ acks_emitted = Counter("leads_acks_emitted_total", "Rows put on the acks topic, 
 rows_marked = Counter("leads_rows_marked_processed_total", "Rows SFMC accepted as Processed, by tenant.")
 key_mismatch_fallbacks = Counter(
     "leads_ack_10006_fallbacks_total", "Rows SFMC refused with 10006, recorded in processed-events instead."
+)
+refused_rows_dropped = Counter(
+    "leads_refused_rows_dropped_total",
+    "Readings of rows SFMC refused with 10006 (processed for good), dropped by ingest without a new ack, by tenant.",
 )

@@ -9,9 +9,9 @@ from streams import metrics
 from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
-from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, ClickRows
+from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, ClickRows, DeadLetterStage
 from streams.tables.entities import request
-from streams.tables.seen_rows import Outcome, row_key, seen_rows
+from streams.tables.seen_rows import REFUSED_SOURCE, Outcome, row_key, seen_rows
 from streams.topics import (
     click_events,
     click_rows,
@@ -31,13 +31,17 @@ async def ingest(stream):
 
 async def ingest_rows(batch: ClickRows) -> None:
     tenant = batch.tenant
-    skip_job_ids = settings.unit(tenant).skip_job_ids
     now = time.time()
+    if batch.source == REFUSED_SOURCE:  # rows SFMC refused to mark: processed for good, never acked again
+        seen_rows.record({row_key(tenant, row): Outcome.REFUSED for row in batch.rows}, now)
+        return
+    skip_job_ids = settings.unit(tenant).skip_job_ids
     requeued = batch.source == DEAD_LETTER_SOURCE  # their first reading produced no event
     events: dict[str, list[ClickEvent]] = defaultdict(list)
     repeats: dict[str, list[dict[str, str]]] = defaultdict(list)
     skipped: dict[str, list[dict[str, str]]] = defaultdict(list)
     handled: dict[str, Outcome] = {}
+    refused = 0
     for row in batch.rows:
         key = row_key(tenant, row)
         if key in handled:  # the same row twice in one record
@@ -46,7 +50,9 @@ async def ingest_rows(batch: ClickRows) -> None:
         previous = None if requeued else seen_rows.lookup(key, now)
         if previous is not None:
             outcome, handled_at = previous
-            if outcome is not Outcome.BAD and now - handled_at >= settings.reack_after_seconds:
+            if outcome is Outcome.REFUSED:
+                refused += 1
+            elif outcome is not Outcome.BAD and now - handled_at >= settings.reack_after_seconds:
                 handled[key] = outcome
                 if outcome is Outcome.EVENT:
                     repeats[job_id].append(row_keys(row))
@@ -60,11 +66,13 @@ async def ingest_rows(batch: ClickRows) -> None:
             if exc.skip:
                 skipped[exc.reason].append(row_keys(row))
             if exc.bad:
-                await send_dead_letter(f"{tenant}:{row.get('ID', '')}", "ingest", exc.reason, tenant, dict(row))
+                await send_dead_letter(f"{tenant}:{row.get('ID', '')}", DeadLetterStage.INGEST, exc.reason,
+                                       tenant, dict(row))
             continue
         handled[key] = Outcome.EVENT
         events[job_id].append(event)
     seen_rows.record(handled, now)
+    metrics.refused_rows_dropped.inc(refused, tenant=tenant)
     for reason, rows in skipped.items():
         metrics.rows_skipped.inc(len(rows), tenant=tenant)
         await send_acks(tenant, "skipped", rows, reason)

@@ -8,34 +8,38 @@ message only after its rows are marked. Message format: docs/edges.md.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from faust.cli import option
 
-from streams.agents.acker import mark_in_sfmc
+from streams.agents.acker import dead_letter_ack, mark_in_sfmc, primary_key
 from streams.app import app, settings
 from streams.aws import AwsClients, delete_messages, keep_visible, queue_url, send_messages
 from streams.bridge import aws, dead_letters, tenants
-from streams.edges import MessageRejected, ack_messages, parse_ack_message, parse_all
-from streams.models import AckBatch
+from streams.edges import ack_messages, parse_ack_message, parse_all
+from streams.models import AckBatch, DeadLetterStage
 from streams.resources import marketing_cloud, mongo
 from streams.retry import until_done
 
 
 def ack_bodies(batch: list[AckBatch]) -> list[bytes]:
-    """The queue messages for ``batch``: rows of one tenant and status together, each row once."""
-    grouped: dict[tuple[str, str, str], dict[str, dict[str, str]]] = defaultdict(dict)
+    """The queue messages for ``batch``: rows of one tenant and status together, each row (by its full
+    primary key, as the SFMC acker marks it) once."""
+    grouped: dict[tuple[str, str, str], dict[tuple[str, ...], dict[str, str]]] = defaultdict(dict)
     for ack in batch:
         for keys in ack.rows:
-            grouped[(ack.tenant, ack.status, ack.reason)][keys.get("ID", "")] = keys
+            grouped[(ack.tenant, ack.status, ack.reason)][primary_key(keys)] = keys
     return [body for (tenant, status, reason), rows in grouped.items()
             for body in ack_messages(tenant, status, list(rows.values()), reason)]
 
 
 async def publish_acks(batch: list[AckBatch]) -> None:
     """Send the rows of ``batch`` to the acks queue; retry until SQS takes them (holding the partition,
-    as the SFMC acker does). An entry SQS refuses for good goes to dead-letter."""
+    as the SFMC acker does). The rows of a message SQS refuses for good are dead-lettered (stage ``ack``,
+    one letter a row, as the SFMC acker dead-letters a row SFMC refuses)."""
     bodies = ack_bodies(batch)
 
     async def publish() -> list[tuple[bytes, str]]:
@@ -44,8 +48,9 @@ async def publish_acks(batch: list[AckBatch]) -> None:
 
     # SQS unavailable: retry the batch (a repeated ack is harmless)
     lost = await until_done(f"publishing {len(bodies)} ack messages", publish, transient=lambda exc: True)
-    await dead_letters([(MessageRejected(f"SQS refused the ack message: {reason}"), body, {"queue": "acks"})
-                        for body, reason in lost], "ack")
+    messages = [(orjson.loads(body), reason) for body, reason in lost]  # {tenant, status, reason, rows}
+    await asyncio.gather(*[await dead_letter_ack(message["tenant"], keys, f"SQS refused the ack message: {reason}")
+                           for message, reason in messages for keys in message["rows"]])
 
 
 async def mark_received(sqs: Any, url: str, received: list[dict[str, Any]]) -> int:
@@ -55,7 +60,7 @@ async def mark_received(sqs: Any, url: str, received: list[dict[str, Any]]) -> i
     batches = [AckBatch(tenant=message.tenant, status="processed", rows=message.rows) for message in parsed]
     async with keep_visible(sqs, url, received, settings.sqs_visibility_timeout):
         await mark_in_sfmc(batches)
-        await dead_letters(rejected, "ack")
+        await dead_letters(rejected, DeadLetterStage.ACKS_QUEUE)
     await delete_messages(sqs, url, received)
     return sum(len(batch.rows) for batch in batches)
 

@@ -2,8 +2,10 @@
 
 Rows stay in the click-log DE until marked processed, so every poll reads them again; a repeat must not
 become a new click event. A repeat read more than ``reack_after_seconds`` after the row was handled (its
-mark was lost, or the DE was reset) is acknowledged again instead, so it is not read forever. A row is
-remembered for ``seen_rows_ttl_seconds`` after it was last handled.
+mark was lost, or the DE was reset) is acknowledged again instead, so it is not read forever. A row SFMC
+refused to mark (10006) stays Ready for good but counts as processed (SPEC 2): the acker says so with a
+``click-rows`` record of source ``refused``, and the row's later readings are dropped, never acked again.
+A row is remembered for ``seen_rows_ttl_seconds`` after it was last handled (or refused).
 
 The table holds one entry per ``click-rows`` record (its rows' outcomes), written while handling the record
 (key ``{tenant}:{JobID}``, one record at a time), so a row's repeats find it on the same partition and the
@@ -26,12 +28,18 @@ from streams.app import app, settings
 from streams.clicks import KEY_FIELDS
 
 TTL = float(settings.seen_rows_ttl_seconds)
+REFUSED_SOURCE = "refused"
+"""``ClickRows.source`` of the rows SFMC refused to mark (their key values), sent by the acker."""
 
 
 class Outcome(IntEnum):
+    """What became of a row: a click event, a skipped ack, a dead letter, or, after its event or skip, a
+    mark SFMC refused with 10006."""
+
     EVENT = 1
     SKIPPED = 2
     BAD = 3
+    REFUSED = 4
 
 
 class SeenRows(faust.Table):

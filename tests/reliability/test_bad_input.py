@@ -233,3 +233,30 @@ def test_ingest_accounts_for_every_row(ingest_edges: SimpleNamespace, batch: lis
         want = {"click": (1, 0, 0), "skip": (0, 1, 0), "nolink": (0, 1, 1), "bad": (0, 0, 1)}[kind]
         assert got == want, f"row {row!r} ({kind}): (events, skipped acks, dead letters) {got}, want {want}"
     assert set(events) | set(skipped) | set(dead) <= set(distinct)
+
+
+def test_refused_rows_are_dropped_not_acked_again(ingest_edges: SimpleNamespace) -> None:
+    """Issue 14.5: once the acker reports a row refused (10006: a ``refused`` record of its keys), its later
+    readings make no event and no ack, even past the reack period, and are counted; another row of the same
+    send is acked again as before."""
+    from streams import metrics
+    from streams.tables.seen_rows import REFUSED_SOURCE
+
+    edges = ingest_edges
+    _reset(edges)
+    refused, other = ({"ID": ident, "JobID": "607105", "SubscriberID": "70257389", "EventDate": "9/7/2020 7:31:04 AM",
+                       "IsUnique": "True", "ListID": "12", "IsBot_v3": "False",
+                       "LinkContent": "https://x.io/?lt.lidack=" + "a" * 24 + "~ack"} for ident in ("r1", "r2"))
+    asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[refused, other], read_at=0.0)))
+    assert sum(len(value.events) for _, value in edges.click_events.sent) == 2
+    asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[row_keys(refused)], read_at=0.0,
+                                            source=REFUSED_SOURCE)))
+    for seen in edges.seen.values():
+        seen[1] -= 1000  # handled (and refused) longer ago than the reack period
+    edges.click_events.sent.clear()
+    dropped = metrics.refused_rows_dropped.value(tenant=TENANT)
+    asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[refused, other], read_at=0.0)))
+    [(_, again)] = edges.click_events.sent
+    assert (again.events, again.repeats) == ([], [row_keys(other)])
+    assert not edges.acks.sent and not edges.dead
+    assert metrics.refused_rows_dropped.by("tenant")[TENANT] == dropped + 1
