@@ -92,23 +92,34 @@ class _ClickDoc:
     last: float
     guids: set[str] = field(default_factory=set)
     bots: set[str] = field(default_factory=set)
+    clicks: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ClickUpdate:
+    """The writes of one ``event-email-clicks`` document: ``guids`` for the first bulk (adds guids; creates the
+    document), ``bots`` for the second (None without a bot row), and ``clicks``: the positions, in
+    ``click_updates``' input, of the clicks folded into it (to know whose rows a refused write holds)."""
+
+    guids: UpdateOne
+    bots: UpdateOne | None
+    clicks: list[int]
 
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def click_updates(clicks: Iterable[tuple[str, ClickEvent]],
-                  ids: References) -> tuple[list[UpdateOne], list[UpdateOne]]:
+def click_updates(clicks: Iterable[tuple[str, ClickEvent]], ids: References) -> list[ClickUpdate]:
     """Fold ``(send entity, event)`` pairs into one upsert per (day, send, url, subscriber) document;
     ``ids`` gives the ``_id`` of each send and subscriber entity (``job`` and ``usr``, SPEC 4).
 
-    Returns two lists of operations for two unordered bulk writes, run one after the other: the first
-    adds guids (and creates the document), the second adds bots. They are apart because ``$addToSet`` and
-    ``$pull`` may not touch the same field in one update; a row moves to the list its latest flag names.
+    Each document's ``guids`` operations go in one unordered bulk write, then its ``bots`` operations in a
+    second: they are apart because ``$addToSet`` and ``$pull`` may not touch the same field in one update; a
+    row moves to the list its latest flag names.
     """
     docs: dict[tuple[float, str, str, str], _ClickDoc] = {}
-    for send, event in clicks:
+    for position, (send, event) in enumerate(clicks):
         key = (event.day, send, event.url_id, event.subscriber)
         doc = docs.get(key)
         if doc is None:
@@ -116,21 +127,19 @@ def click_updates(clicks: Iterable[tuple[str, ClickEvent]],
         doc.last = max(doc.last, event.time)
         (doc.bots if event.bot else doc.guids).add(event.row_id)
         (doc.guids if event.bot else doc.bots).discard(event.row_id)
-    guid_ops: list[UpdateOne] = []
-    bot_ops: list[UpdateOne] = []
+        doc.clicks.append(position)
+    updates: list[ClickUpdate] = []
     for (day, send, url_id, subscriber), doc in docs.items():
         natural = {"day": _utc(day), "job": ids[send], "url": ObjectId(url_id), "usr": ids[subscriber]}
         on_insert = {"_id": object_id(f"click|{day}|{send}|{url_id}|{subscriber}"), "n": 0}
         guids, bots = sorted(doc.guids), sorted(doc.bots)
-        guid_ops.append(UpdateOne(natural, {
+        updates.append(ClickUpdate(UpdateOne(natural, {
             "$setOnInsert": on_insert,
             "$max": {"last": _utc(doc.last)},
             "$addToSet": {"guids": {"$each": guids}},
             "$pull": {"bots": {"$in": guids}},
-        }, upsert=True))
-        if bots:
-            bot_ops.append(UpdateOne(natural, {
-                "$addToSet": {"bots": {"$each": bots}},
-                "$pull": {"guids": {"$in": bots}},
-            }))
-    return guid_ops, bot_ops
+        }, upsert=True), UpdateOne(natural, {
+            "$addToSet": {"bots": {"$each": bots}},
+            "$pull": {"guids": {"$in": bots}},
+        }) if bots else None, doc.clicks))
+    return updates

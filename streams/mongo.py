@@ -51,13 +51,38 @@ async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
                             on_retry=lambda: metrics.mongo_retries.inc(what=what))
 
 
-async def bulk_upsert(collection: str, ops: Sequence[UpdateOne | UpdateMany]) -> None:
-    """One unordered bulk write, retried until MongoDB acknowledges it (upserts are idempotent)."""
-    if ops:
-        target: AsyncCollection = mongo()[collection]
-        write = with_backoff(f"write to {collection}", lambda: target.bulk_write(list(ops), ordered=False))
-        metrics.mongo_write_ops.inc(len(ops), collection=collection)
-        await metrics.mongo_writes.time(write, collection=collection)
+async def bulk_upsert(collection: str, ops: Sequence[UpdateOne | UpdateMany]) -> dict[int, str]:
+    """Unordered bulk writes of ``ops``, retried until MongoDB acknowledges them (upserts are idempotent).
+
+    Returns the operations MongoDB refused for good, ``{index in ops: reason}``: a write error that is not
+    transient (say, ``$addToSet`` on a field that is not an array) is the document's, not the batch's. The
+    others are written: after a refusal they are written once more, which also retries the duplicate-key
+    losers of concurrent upserts."""
+    target: AsyncCollection = mongo()[collection]
+    refused: dict[int, str] = {}
+    pending = list(range(len(ops)))
+    while pending:
+        write = with_backoff(f"write to {collection}", partial(_write, target, [ops[i] for i in pending]))
+        metrics.mongo_write_ops.inc(len(pending), collection=collection)
+        errors = await metrics.mongo_writes.time(write, collection=collection)
+        if not errors:
+            break
+        refused.update({pending[index]: reason for index, reason in errors.items()})
+        pending = [i for i in pending if i not in refused]
+    return refused
+
+
+async def _write(target: AsyncCollection, ops: list[UpdateOne | UpdateMany]) -> dict[int, str]:
+    """One unordered bulk write; its write errors that are not transient, ``{index in ops: reason}``."""
+    try:
+        await target.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        refused = {error["index"]: f"{error.get('errmsg', 'write error')} (code {error.get('code')})"
+                   for error in exc.details.get("writeErrors", []) if error.get("code") != DUPLICATE_KEY}
+        if not refused or exc.details.get("writeConcernErrors"):
+            raise  # duplicate-key losers alone are transient (``with_backoff`` retries); the rest is not
+        return refused
+    return {}
 
 
 async def ensure_indexes() -> None:

@@ -3,11 +3,13 @@ email-send-urls documents, written in unordered bulks, parents before the models
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
 from bson import ObjectId
+from pymongo import UpdateMany, UpdateOne
 
 from streams import documents
 from streams.adoption import check_adopted
@@ -18,8 +20,9 @@ from streams.mongo import bulk_upsert, with_backoff
 from streams.references import DocumentIds
 from streams.resources import document_ids, mongo
 from streams.tables.links import send_links
-from streams.topics import entity_changes
+from streams.topics import entity_changes, send_dead_letter
 
+WRITE_STAGE = "write-models"
 FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 
 
@@ -47,21 +50,31 @@ async def write_models(batch: Sequence[EntitySnapshot], links: MutableMapping[st
         *map(documents.parent_ref, categories), *map(documents.category_ref, emails),
         *(s.entity for s in emails), *map(documents.deployment_ref, sends), *(s.entity for s in sends),
     ])
-    await bulk_upsert("identities", [documents.identity_update(s) for s in by_kind["subscriber"]])
-    await bulk_upsert("email-categories", [documents.category_update(s, ids) for s in categories])
+    await _upsert("identities", [(s, documents.identity_update(s)) for s in by_kind["subscriber"]])
+    await _upsert("email-categories", [(s, documents.category_update(s, ids)) for s in categories])
     category_flags = await _flags("email-categories", (documents.category_ref(s) for s in emails))
     flags_of = [(s, category_flags.get(documents.category_ref(s) or "", {})) for s in emails]
-    await bulk_upsert("email-deployments", [documents.deployment_update(s, flags, ids) for s, flags in flags_of])
-    await bulk_upsert("email-sends", [documents.deployment_sends_update(ids[s.entity], flags) for s, flags in flags_of])
-    await bulk_upsert("email-categories", [
-        documents.category_has_deployments(s.tenant, s.data["category_id"]) for s in emails
+    await _upsert("email-deployments", [(s, documents.deployment_update(s, flags, ids)) for s, flags in flags_of])
+    await _upsert("email-sends", [(s, documents.deployment_sends_update(ids[s.entity], flags))
+                                  for s, flags in flags_of])
+    await _upsert("email-categories", [
+        (s, documents.category_has_deployments(s.tenant, s.data["category_id"])) for s in emails
         if s.data.get("category_id")
     ])
     deployment_flags = await _flags("email-deployments", (documents.deployment_ref(s) for s in sends))
-    await bulk_upsert("email-sends", [
-        documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {}), ids) for s in sends
+    await _upsert("email-sends", [
+        (s, documents.send_update(s, deployment_flags.get(documents.deployment_ref(s) or "", {}), ids)) for s in sends
     ])
     await _write_send_urls(_join(emails, sends, links), links, document_ids)
+
+
+async def _upsert(collection: str, writes: Sequence[tuple[EntitySnapshot, UpdateOne | UpdateMany]]) -> None:
+    """One bulk of ``(snapshot, one of its writes)``: the others are written, and the snapshot of a write
+    MongoDB refuses is dead-lettered with the reason (stage ``write-models``, source ``{"entity": entity}``)."""
+    refused = await bulk_upsert(collection, [op for _, op in writes])
+    await asyncio.gather(*[await send_dead_letter(
+        writes[index][0].entity, WRITE_STAGE, f"MongoDB refused its {collection} document: {reason}",
+        writes[index][0].tenant, {"entity": writes[index][0].entity}) for index, reason in refused.items()])
 
 
 async def _flags(collection: str, entities: Iterable[str | None]) -> dict[str, dict[str, Any]]:
@@ -119,8 +132,8 @@ async def _write_send_urls(ready: list[tuple[EntitySnapshot, str]], links: Mutab
         url_ids[doc["shortId"]].extend(ObjectId(url) for url in doc.get("urlIds", []))
     ids = await document_ids.resolve(key for send, category, _, _, _ in todo
                                      for key in (send.entity, documents.deployment_ref(send), category or None))
-    await bulk_upsert("email-send-urls", [
-        op for send, category, new, _, _ in todo
+    await _upsert("email-send-urls", [
+        (send, op) for send, category, new, _, _ in todo
         for op in documents.send_url_updates(send, category or None, url_ids, ids, new)
     ])
     for send, _, new, written, stamp in todo:

@@ -62,23 +62,26 @@ def test_fold_merges_clicks_on_one_document() -> None:
     later = parse_row("ien", row(ID="b", EventDate="9/7/2020 9:00:00 AM"), frozenset())
     bot = parse_row("ien", row(ID="c", IsBot_v3="True"), frozenset())
     ids = {send: ObjectId(), "mc.ien.subscriber*70257389": ObjectId()}  # adopted documents' _ids
-    guid_ops, bot_ops = click_updates([(send, first), (send, later), (send, bot), (send, first)], ids)
-    assert len(guid_ops) == 1 and len(bot_ops) == 1
-    natural = guid_ops[0]._filter
+    other = parse_row("ien", row(ID="d", SubscriberID="70257390"), frozenset())
+    ids = {**ids, other.subscriber: ObjectId()}
+    doc, other_doc = click_updates([(send, first), (send, later), (send, other), (send, bot), (send, first)], ids)
+    assert (doc.clicks, other_doc.clicks, other_doc.bots) == ([0, 1, 3, 4], [2], None)  # positions in the input
+    natural = doc.guids._filter
     assert natural == {"day": datetime(2020, 9, 7, 5, tzinfo=UTC), "job": ids[send],
                        "url": ObjectId(URL), "usr": ids["mc.ien.subscriber*70257389"]}
-    update = guid_ops[0]._doc
+    update = doc.guids._doc
     assert update["$addToSet"] == {"guids": {"$each": ["a", "b"]}}
     assert update["$pull"] == {"bots": {"$in": ["a", "b"]}}
     assert update["$max"] == {"last": datetime(2020, 9, 7, 15, tzinfo=UTC)}
     assert update["$setOnInsert"]["n"] == 0
-    assert bot_ops[0]._doc == {"$addToSet": {"bots": {"$each": ["c"]}}, "$pull": {"guids": {"$in": ["c"]}}}
+    assert doc.bots is not None
+    assert doc.bots._doc == {"$addToSet": {"bots": {"$each": ["c"]}}, "$pull": {"guids": {"$in": ["c"]}}}
 
 
 def test_row_flag_change_moves_it_between_lists() -> None:
     send = "mc.ien.send*1"
     human = parse_row("ien", row(ID="a"), frozenset())
     as_bot = parse_row("ien", row(ID="a", IsBot_v3="true"), frozenset())
-    guid_ops, bot_ops = click_updates([(send, human), (send, as_bot)], derived_ids([send, human.subscriber]))
-    assert guid_ops[0]._doc["$addToSet"] == {"guids": {"$each": []}}
-    assert bot_ops[0]._doc["$addToSet"] == {"bots": {"$each": ["a"]}}
+    [doc] = click_updates([(send, human), (send, as_bot)], derived_ids([send, human.subscriber]))
+    assert doc.guids._doc["$addToSet"] == {"guids": {"$each": []}}
+    assert doc.bots is not None and doc.bots._doc["$addToSet"] == {"bots": {"$each": ["a"]}}
