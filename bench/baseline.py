@@ -18,12 +18,12 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from stack.demo import unit_settings
-from streams.clicks import RowRejected, click_updates, parse_row, row_keys
+from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
 from streams.marketing_cloud import MarketingCloudClient
 from streams.settings import BusinessUnit
 
-from .limit import create_indexes, event_ids, model_operations
+from .limit import click_operations, create_indexes, model_operations
 
 BATCH = 10
 
@@ -41,7 +41,7 @@ async def _batch(client: MarketingCloudClient, tenant: str, rows: list[dict[str,
         for name in ("identities", "email-categories", "email-deployments", "email-sends", "email-send-urls"):
             if ops.get(name):
                 db[name].bulk_write(ops[name], ordered=False)
-    for clicks in click_updates(events, event_ids(events)):
+    for clicks in click_operations(events):
         if clicks:
             db["event-email-clicks"].bulk_write(clicks, ordered=False)
     for row in rows:

@@ -15,11 +15,12 @@ import streams.mongo
 WRITES: dict[str, int] = {}
 
 
-async def counted_upsert(collection: str, ops: Sequence[Any]) -> None:
+async def counted_upsert(collection: str, ops: Sequence[Any]) -> dict[int, str]:
     WRITES[collection] = WRITES.get(collection, 0) + len(ops)
+    return {}  # nothing refused
 
 
-streams.mongo.bulk_upsert = counted_upsert  # type: ignore[assignment]
+streams.mongo.bulk_upsert = counted_upsert
 
 if __name__ == "__main__":
     from streams.app import main

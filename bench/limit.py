@@ -104,6 +104,12 @@ def event_ids(events: list[tuple[str, ClickEvent]]) -> References:
     return derived_ids(key for send, event in events for key in (send, event.subscriber))
 
 
+def click_operations(events: list[tuple[str, ClickEvent]]) -> tuple[list[UpdateOne], list[UpdateOne]]:
+    """The two bulks of ``events``' click documents (guids, then bots), as the clicks sink writes them."""
+    updates = click_updates(events, event_ids(events))
+    return [u.guids for u in updates], [u.bots for u in updates if u.bots]
+
+
 async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[str, Any]:
     """Every write of a clean run, by collection, plus the distinct entities it refers to."""
     ops: dict[str, list[UpdateOne]] = defaultdict(list)
@@ -114,7 +120,7 @@ async def final_operations(dataset: dict[str, Any], emulator_url: str) -> dict[s
         tenant = unit["tenant"]
         events, acked = events_of(unit)
         acked_total += acked
-        guid_ops, bot_ops = click_updates(events, event_ids(events))
+        guid_ops, bot_ops = click_operations(events)
         ops["event-email-clicks"] += guid_ops
         ops["event-email-clicks:bots"] += bot_ops
         async with MarketingCloudClient(BusinessUnit(**unit_settings(unit, emulator_url))) as client:
