@@ -93,5 +93,5 @@ def test_sfmc_faults(stages: list, tmp_path: Path, client: MongoClient, kafka_ur
     assert stats["retries"] >= counts["http429"] + counts["http500"] * 0.5, (stats, counts)
     assert stats["token_refreshes"] >= chaos.expiries, stats
     assert stats["token_refreshes"] == counts.get("token"), (stats, counts)
-    # refused rows stay Ready in SFMC, so they are read and refused again every reack period: at least once
+    # each refused row is refused at least once (its later readings are dropped: test_refused_rows.py)
     assert fallbacks >= len(unit["reject_row_ids"]), (fallbacks, unit["reject_row_ids"])
