@@ -34,8 +34,8 @@ async def produce(messages: Sequence[Message], rejected: Sequence[Rejected], sou
     from) to ``dead-letter``; wait until Kafka acknowledged all of them."""
     read_at = time.time()
     pending = []
-    for (tenant, job_id), rows in group_messages(messages).items():
-        pending += await append_click_rows(tenant, job_id, rows, read_at=read_at, source=source)
+    for tenant, rows in group_messages(messages).items():
+        pending += await append_click_rows(tenant, rows, read_at=read_at, source=source)
     await asyncio.gather(*pending, dead_letters(rejected, source))
 
 

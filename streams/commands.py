@@ -13,7 +13,7 @@ from faust.cli import option
 from streams.adoption import Adopted
 from streams.app import app, settings
 from streams.kafka import read_topic
-from streams.models import DeadLetterStage
+from streams.models import ClickEvents, DeadLetterStage
 from streams.resources import mongo
 from streams.topics import acks, click_events, click_rows, dead_letter
 
@@ -32,7 +32,7 @@ async def pipeline_summary() -> dict[str, Any]:
     db = mongo()
     return {
         "rows read": sum(len(batch["rows"]) for batch in rows),
-        "click events": sum(len(batch["events"]) for batch in events),
+        "click events": sum(1 for batch in events for _ in ClickEvents.from_data(batch).clicks()),
         "acks": dict(acked),
         "dead letters": dict(Counter(letter["stage"] for letter in letters)),
         "documents": {name: await db[name].count_documents({}) for name in COLLECTIONS},

@@ -1,4 +1,4 @@
-"""Pure helpers for the edges (SFMC poller, Kinesis, SQS): grouping rows by send, reading bridged
+"""Pure helpers for the edges (SFMC poller, Kinesis, SQS): grouping rows by tenant, reading bridged
 messages, Kinesis shard order and SQS batch shapes. No I/O; the agents in ``streams.agents`` call these.
 
 Message format (docs/edges.md): one JSON object per Kinesis record or SQS message,
@@ -19,14 +19,6 @@ T = TypeVar("T")
 MAX_ROWS_PER_MESSAGE = 10_000
 SHARD_END = "SHARD_END"
 """Checkpoint value of a shard that was read to its end (closed by a reshard)."""
-
-
-def rows_by_send(rows: Iterable[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
-    """Rows grouped by their JobID (stripped; ``""`` for none): one ``click-rows`` record per send."""
-    by_send: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for row in rows:
-        by_send[(row.get("JobID") or "").strip()].append(row)
-    return dict(by_send)
 
 
 class MessageRejected(ValueError):
@@ -127,12 +119,11 @@ def preview(body: bytes | str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def group_messages(messages: Iterable[Message]) -> dict[tuple[str, str], list[dict[str, str]]]:
-    """Rows of many messages as ``click-rows`` records: by (tenant, JobID), in arrival order."""
-    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+def group_messages(messages: Iterable[Message]) -> dict[str, list[dict[str, str]]]:
+    """Rows of many messages by tenant, in arrival order (``append_click_rows`` splits them by partition)."""
+    groups: dict[str, list[dict[str, str]]] = defaultdict(list)
     for message in messages:
-        for job_id, rows in rows_by_send(message.rows).items():
-            groups[(message.tenant, job_id)].extend(rows)
+        groups[message.tenant].extend(message.rows)
     return dict(groups)
 
 

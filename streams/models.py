@@ -1,13 +1,18 @@
 """The records on our Kafka topics. Faust's ``json`` codec uses orjson when it is installed (it is).
 
-Records carry batches (the rows of one send from one page, the clicks of one send) so that faust's
-per-message cost is paid per batch, not per row; keys keep a send's rows and clicks on one partition.
+Records carry batches, so faust's per-message cost is paid per page and partition, not per send or row: a
+``click-rows`` record holds the rows of one poll page (or bridged message) whose sends share a partition,
+and its ``click-events`` record the clicks of those rows. Both go to the partition of their sends' entities
+(``streams.topics.send_partition``), where the send's table entry lives too: a row's repeats meet the
+seen-rows entry of its first reading, and a send's clicks are written by one sink owner at a time.
+Clicks travel as arrays (``ClickEvent``, a named tuple), not as a faust record each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 
@@ -15,10 +20,13 @@ DEAD_LETTER_SOURCE = "dead-letter"
 
 
 class ClickRows(faust.Record, serializer="json"):
-    """Raw click-log rows as read (every value a string), all of one send: key ``{tenant}:{JobID}``.
+    """Raw click-log rows as read (every value a string), of sends that share a partition: key
+    ``{tenant}:{partition}`` (records written before 2026-11-30 hold the rows of one send, key
+    ``{tenant}:{JobID}``; both read the same).
 
-    ``source`` names where they came from (``sfmc``, ``kinesis``, ``sqs``); rows requeued from the
-    dead-letter topic skip the repeated-row check, since their first reading produced no event."""
+    ``source`` names where they came from (``sfmc``, ``kinesis``, ``sqs``; ``dead-letter``: requeued, past the
+    repeated-row check, since their first reading produced no event; ``refused`` and ``unwritten``: the keys
+    of rows to remember as settled, see ``streams.tables.seen_rows``)."""
 
     tenant: str
     rows: list[dict[str, str]]
@@ -26,8 +34,9 @@ class ClickRows(faust.Record, serializer="json"):
     source: str = "sfmc"
 
 
-class ClickEvent(faust.Record, serializer="json"):
-    """One valid click. ``time`` and ``day`` are epoch seconds (``day``: midnight in America/Chicago)."""
+class ClickEvent(NamedTuple):
+    """One valid click. ``time`` and ``day`` are epoch seconds (``day``: midnight in America/Chicago);
+    ``keys`` the row's primary-key values as read. On the wire: a JSON array in this order."""
 
     row_id: str
     subscriber: str
@@ -40,13 +49,28 @@ class ClickEvent(faust.Record, serializer="json"):
 
 
 class ClickEvents(faust.Record, serializer="json"):
-    """The clicks of one send from one batch of rows: key = the send's entity. ``repeats`` are the keys of
-    rows read again long after their click was recorded, to acknowledge once more (no new click)."""
+    """The clicks of one ``click-rows`` record, by send entity: ``sends`` maps a send to its clicks (each a
+    ``ClickEvent`` array). ``repeats`` are the keys of rows read again long after their click was recorded,
+    to acknowledge once more (no new click). Key ``{tenant}:{partition}``.
+
+    Records written before 2026-11-30 hold one send: ``send`` and ``events`` (each a ``ClickEvent`` object)
+    instead of ``sends``; ``clicks()`` reads both, so replay rebuilds from either."""
 
     tenant: str
-    send: str
-    events: list[ClickEvent]
+    sends: dict[str, list[list[Any]]] | None = None
     repeats: list[dict[str, str]] | None = None
+    send: str | None = None
+    events: list[dict[str, Any]] | None = None
+
+    def clicks(self) -> Iterator[tuple[str, ClickEvent]]:
+        """``(send entity, click)`` for every click, in order."""
+        if self.sends is not None:
+            for send, events in self.sends.items():
+                for values in events:
+                    yield send, ClickEvent(*values)
+        elif self.send is not None:
+            for fields in self.events or ():
+                yield self.send, ClickEvent(**{name: fields[name] for name in ClickEvent._fields})
 
 
 class EntityRequest(faust.Record, serializer="json"):
@@ -56,6 +80,8 @@ class EntityRequest(faust.Record, serializer="json"):
     ids: list[str]
     acks: dict[str, list[str]] | None = None
     attempt: int = 0
+    refetch: bool = False
+    """Fetch the ids even when their table entries are fresh (a requeued ``write-models`` dead letter)."""
 
 
 class EntitySnapshot(faust.Record, serializer="json"):
@@ -105,6 +131,13 @@ class DeadLetterStage(StrEnum):
     """A message on the acks queue that ``leads-sync mark-from-queue`` could not read. Source:
     ``{"queue": URL, "message_id": id, "body": the first 2,000 characters}``. Requeued to ``acks`` when
     the body now reads as an ack message (say, its tenant was configured since)."""
+    WRITE_CLICKS = "write-clicks"
+    """A click whose ``event-email-clicks`` document MongoDB refused (say, a legacy document whose ``guids`` is
+    not an array); its row stays unprocessed. Source: ``{"send": the send entity, "event": the ``ClickEvent``
+    as an object}``. Requeued to ``click-events``."""
+    WRITE_MODELS = "write-models"
+    """A model document MongoDB refused. Source: ``{"entity": "mc.{tenant}.{kind}*{id}"}``. Requeued to the
+    kind's resolver, which fetches and publishes it again."""
     KINESIS = "kinesis"
     """A poison Kinesis record. Source: ``{"stream", "shard", "sequence", "body": the first 2,000
     characters}``. Requeued to ``click-rows`` when the body now reads as a message."""

@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import app, settings
 from streams.bridge import tenants
-from streams.edges import Message, MessageRejected, parse_ack_message, parse_message, read_message, rows_by_send
+from streams.edges import Message, MessageRejected, parse_ack_message, parse_message, read_message
 from streams.entities import EntityType, parse_entity
 from streams.kafka import kafka_consumer, topic_partitions
-from streams.models import DEAD_LETTER_SOURCE, ClickEvents, DeadLetterStage, EntityChanges
+from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, DeadLetterStage, EntityChanges
 from streams.topics import click_events, dead_letter, entity_changes
 
 R = TypeVar("R", bound=faust.Record)
@@ -106,10 +106,12 @@ class Requeue:
     """The dead letters of one ``requeue_dead_letters`` run, gathered by where they go, and what became of each."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-        """(tenant, JobID) → click rows for ``click-rows``."""
-        self.entities: dict[tuple[str, EntityType], set[str]] = defaultdict(set)
-        """(tenant, kind) → ids for the kind's resolver."""
+        self.rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+        """tenant → click rows for ``click-rows``."""
+        self.clicks: dict[str, dict[str, list[ClickEvent]]] = defaultdict(lambda: defaultdict(list))
+        """tenant → send entity → clicks for ``click-events``."""
+        self.entities: dict[tuple[str, EntityType, bool], set[str]] = defaultdict(set)
+        """(tenant, kind, refetch) → ids for the kind's resolver."""
         self.acks: dict[str, list[dict[str, str]]] = defaultdict(list)
         """tenant → key values of rows to mark processed."""
         self.requeued: Counter[str] = Counter()
@@ -138,15 +140,24 @@ class Requeue:
             self.acks[message.tenant].extend(message.rows)
         elif stage in (DeadLetterStage.KINESIS, DeadLetterStage.SQS):
             self._add_rows(parse_message(source["body"], configured))
-        else:  # resolve-{kind}
-            entity_tenant, kind, ident = parse_entity(source["entity"])
-            if entity_tenant not in configured:
-                raise MessageRejected(f"tenant {entity_tenant!r} is not a configured business unit")
-            self.entities[entity_tenant, kind].add(ident)
+        elif stage is DeadLetterStage.WRITE_CLICKS:
+            event = ClickEvent(**{name: source["event"][name] for name in ClickEvent._fields})
+            self.clicks[self._configured(source["send"], configured)][source["send"]].append(event)
+        else:  # resolve-{kind} or write-models: the model is fetched (again) and written
+            _, kind, ident = parse_entity(source["entity"])
+            refetch = stage is DeadLetterStage.WRITE_MODELS
+            self.entities[self._configured(source["entity"], configured), kind, refetch].add(ident)
+
+    @staticmethod
+    def _configured(key: str, configured: frozenset[str]) -> str:
+        """The tenant of entity ``key``; raises ``MessageRejected`` when it is not a configured BU's."""
+        tenant = parse_entity(key)[0]
+        if tenant not in configured:
+            raise MessageRejected(f"tenant {tenant!r} is not a configured business unit")
+        return tenant
 
     def _add_rows(self, message: Message) -> None:
-        for job_id, rows in rows_by_send(message.rows).items():
-            self.rows[message.tenant, job_id].extend(rows)
+        self.rows[message.tenant].extend(message.rows)
 
     async def send(self) -> None:
         """Send what was gathered: rows to ``click-rows`` (past the seen-rows check: their first reading made no
@@ -157,6 +168,7 @@ class Requeue:
             category_requests,
             email_requests,
             send_acks,
+            send_click_events,
             send_requests,
             subscriber_requests,
         )
@@ -164,10 +176,12 @@ class Requeue:
         resolvers = {"send": send_requests, "subscriber": subscriber_requests, "email": email_requests,
                      "category": category_requests}
         now = time.time()
-        for (tenant, job_id), rows in self.rows.items():
-            await append_click_rows(tenant, job_id, rows, read_at=now, source=DEAD_LETTER_SOURCE)
-        for (tenant, kind), ids in self.entities.items():
-            await request(resolvers[kind], tenant, kind, ids)
+        for tenant, rows in self.rows.items():
+            await append_click_rows(tenant, rows, read_at=now, source=DEAD_LETTER_SOURCE)
+        for tenant, clicks in self.clicks.items():
+            await send_click_events(tenant, clicks, {})
+        for (tenant, kind, refetch), ids in self.entities.items():
+            await request(resolvers[kind], tenant, kind, ids, refetch=refetch)
         for tenant, keys in self.acks.items():
             await send_acks(tenant, "processed", keys)
         await app.producer.flush()

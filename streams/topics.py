@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import faust
@@ -14,8 +16,10 @@ from faust.types import RecordMetadata
 from streams import metrics
 from streams.app import app, settings
 from streams.edges import chunks
+from streams.entities import entity
 from streams.models import (
     AckBatch,
+    ClickEvent,
     ClickEvents,
     ClickRows,
     DeadLetter,
@@ -54,15 +58,35 @@ SNAPSHOTS_PER_RECORD = 100
 """At most this many snapshots in one ``entity-changes`` record (a snapshot is a few KB at most)."""
 
 
-async def append_click_rows(tenant: str, job_id: str, rows: Sequence[dict[str, str]], *, read_at: float,
+async def append_click_rows(tenant: str, rows: Iterable[dict[str, str]], *, read_at: float,
                             source: str) -> list[Awaitable[RecordMetadata]]:
-    """Append the rows of one send to ``click-rows`` (key ``{tenant}:{JobID}``, so a row's repeats share a
-    partition); await the returned futures to know Kafka has them."""
+    """Append rows to ``click-rows``: one record per partition of their sends (``send_partition``, key
+    ``{tenant}:{partition}``), split where Kafka's message limit needs it. ``read_at`` is epoch seconds; await
+    the returned futures to know Kafka has them."""
+    by_partition: dict[int, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_partition[send_partition(tenant, (row.get("JobID") or "").strip())].append(row)
     return [
-        await click_rows.send(key=f"{tenant}:{job_id}", value=ClickRows(
+        await click_rows.send(key=f"{tenant}:{partition}", partition=partition, value=ClickRows(
             tenant=tenant, rows=chunk, read_at=read_at, source=source))
-        for chunk in _row_chunks(rows)
+        for partition, partition_rows in by_partition.items()
+        for chunk in _row_chunks(partition_rows)
     ]
+
+
+async def send_click_events(tenant: str, clicks: Mapping[str, Sequence[ClickEvent]],
+                            repeats: Mapping[str, Sequence[dict[str, str]]]) -> None:
+    """Put clicks (by send entity) and repeats (row keys, by send entity) on ``click-events``: one record per
+    partition of their sends, so each rides with the clicks written before it."""
+    sends: dict[int, dict[str, list[list[Any]]]] = defaultdict(dict)
+    reacks: dict[int, list[dict[str, str]]] = defaultdict(list)
+    for send in clicks.keys() | repeats.keys():
+        partition = partition_of(send)
+        sends[partition][send] = [list(event) for event in clicks.get(send, ())]
+        reacks[partition].extend(repeats.get(send, ()))
+    for partition, by_send in sends.items():
+        await click_events.send(key=f"{tenant}:{partition}", partition=partition,
+                                value=ClickEvents(tenant=tenant, sends=by_send, repeats=reacks[partition]))
 
 
 def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]]:
@@ -104,10 +128,17 @@ async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,
                                                             source=source, at=time.time()))
 
 
+@lru_cache(maxsize=65_536)
 def partition_of(key: str, partitions: int = settings.topic_partitions) -> int:
     """The partition Kafka's default partitioner gives a table's ``key`` (faust serializes str table keys
-    as JSON), so batched requests go where a table with ``use_partitioner=True`` keeps that key."""
+    as JSON), so batched requests go where a table with ``use_partitioner=True`` keeps that key. Cached:
+    murmur2 is pure Python, and the same sends and subscribers come back with every page."""
     return (murmur2(orjson.dumps(key)) & 0x7FFFFFFF) % partitions
+
+
+def send_partition(tenant: str, job_id: str) -> int:
+    """The partition of a click row's ``click-rows`` and ``click-events`` records: its send entity's."""
+    return partition_of(entity(tenant, "send", job_id))
 
 
 @app.task

@@ -20,7 +20,7 @@ from streams.app import app, settings
 from streams.batches import each_batch
 from streams.clicks import KEY_FIELDS
 from streams.documents import processed_event_update
-from streams.edges import chunks, rows_by_send
+from streams.edges import chunks
 from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
 from streams.marketing_cloud.rest import KEY_MISMATCH
 from streams.models import AckBatch, DeadLetterStage
@@ -78,10 +78,9 @@ async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
 
 async def note_refused(tenant: str, rows: list[dict[str, str]], at: float) -> None:
     """Tell ingest that SFMC refused these rows (their keys) and they are recorded as processed: one
-    ``click-rows`` record of source ``refused`` per send, on the partition of the rows' readings, whose
-    seen-rows table then drops their later readings (``Outcome.REFUSED``) instead of acking them again."""
-    for job_id, job_rows in rows_by_send(rows).items():
-        await append_click_rows(tenant, job_id, job_rows, read_at=at, source=REFUSED_SOURCE)
+    ``click-rows`` record of source ``refused`` per partition, where the rows' readings go, whose seen-rows
+    table then drops their later readings (``Outcome.REFUSED``) instead of acking them again."""
+    await append_click_rows(tenant, rows, read_at=at, source=REFUSED_SOURCE)
 
 
 async def dead_letter_ack(tenant: str, keys: dict[str, str], reason: str) -> Awaitable[RecordMetadata]:

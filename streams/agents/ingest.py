@@ -9,13 +9,13 @@ from streams import metrics
 from streams.app import app, settings
 from streams.clicks import RowRejected, parse_row, row_keys
 from streams.entities import entity
-from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, ClickRows, DeadLetterStage
+from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickRows, DeadLetterStage
 from streams.tables.entities import request
-from streams.tables.seen_rows import REFUSED_SOURCE, Outcome, row_key, seen_rows
+from streams.tables.seen_rows import SETTLED, Outcome, row_key, seen_rows
 from streams.topics import (
-    click_events,
     click_rows,
     send_acks,
+    send_click_events,
     send_dead_letter,
     send_requests,
     subscriber_requests,
@@ -32,12 +32,12 @@ async def ingest(stream):
 async def ingest_rows(batch: ClickRows) -> None:
     tenant = batch.tenant
     now = time.time()
-    if batch.source == REFUSED_SOURCE:  # rows SFMC refused to mark: processed for good, never acked again
-        seen_rows.record({row_key(tenant, row): Outcome.REFUSED for row in batch.rows}, now)
+    if (settled := SETTLED.get(batch.source)) is not None:  # rows to remember as refused or unwritten
+        seen_rows.record({row_key(tenant, row): settled for row in batch.rows}, now)
         return
     skip_job_ids = settings.unit(tenant).skip_job_ids
     requeued = batch.source == DEAD_LETTER_SOURCE  # their first reading produced no event
-    events: dict[str, list[ClickEvent]] = defaultdict(list)
+    events: dict[str, list[ClickEvent]] = defaultdict(list)  # by send entity
     repeats: dict[str, list[dict[str, str]]] = defaultdict(list)
     skipped: dict[str, list[dict[str, str]]] = defaultdict(list)
     handled: dict[str, Outcome] = {}
@@ -46,7 +46,6 @@ async def ingest_rows(batch: ClickRows) -> None:
         key = row_key(tenant, row)
         if key in handled:  # the same row twice in one record
             continue
-        job_id = (row.get("JobID") or "").strip()
         previous = None if requeued else seen_rows.lookup(key, now)
         if previous is not None:
             outcome, handled_at = previous
@@ -55,7 +54,7 @@ async def ingest_rows(batch: ClickRows) -> None:
             elif outcome is not Outcome.BAD and now - handled_at >= settings.reack_after_seconds:
                 handled[key] = outcome
                 if outcome is Outcome.EVENT:
-                    repeats[job_id].append(row_keys(row))
+                    repeats[entity(tenant, "send", (row.get("JobID") or "").strip())].append(row_keys(row))
                 else:
                     skipped["a skipped row read again"].append(row_keys(row))
             continue
@@ -70,21 +69,18 @@ async def ingest_rows(batch: ClickRows) -> None:
                                        tenant, dict(row))
             continue
         handled[key] = Outcome.EVENT
-        events[job_id].append(event)
+        events[entity(tenant, "send", row["JobID"].strip())].append(event)
     seen_rows.record(handled, now)
     metrics.refused_rows_dropped.inc(refused, tenant=tenant)
     for reason, rows in skipped.items():
         metrics.rows_skipped.inc(len(rows), tenant=tenant)
         await send_acks(tenant, "skipped", rows, reason)
-    for job_id in events.keys() | repeats.keys():
-        # repeats ride with the send's clicks so their acks follow the writes of the clicks before them
-        job_events = events.get(job_id, [])
-        metrics.events_ingested.inc(len(job_events), tenant=tenant)
-        send = entity(tenant, "send", job_id)
-        await click_events.send(key=send, value=ClickEvents(tenant=tenant, send=send, events=job_events,
-                                                            repeats=repeats.get(job_id, [])))
-        if job_events:
-            await request(send_requests, tenant, "send", [job_id],
-                          acks={job_id: sorted({event.ack for event in job_events})})
-            await request(subscriber_requests, tenant, "subscriber",
-                          {event.subscriber.rpartition("*")[2] for event in job_events})
+    # repeats ride with their sends' clicks, so their acks follow the writes of the clicks before them
+    await send_click_events(tenant, events, repeats)
+    if events:
+        metrics.events_ingested.inc(sum(map(len, events.values())), tenant=tenant)
+        await request(send_requests, tenant, "send", [send.rpartition("*")[2] for send in events], acks={
+            send.rpartition("*")[2]: sorted({event.ack for event in send_events})
+            for send, send_events in events.items()})
+        await request(subscriber_requests, tenant, "subscriber",
+                      {event.subscriber.rpartition("*")[2] for send_events in events.values() for event in send_events})

@@ -15,14 +15,13 @@ from streams import documents
 from streams.adoption import check_adopted
 from streams.app import app, settings
 from streams.batches import each_batch
-from streams.models import EntityChanges, EntitySnapshot
+from streams.models import DeadLetterStage, EntityChanges, EntitySnapshot
 from streams.mongo import bulk_upsert, with_backoff
 from streams.references import DocumentIds
 from streams.resources import document_ids, mongo
 from streams.tables.links import send_links
 from streams.topics import entity_changes, send_dead_letter
 
-WRITE_STAGE = "write-models"
 FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 
 
@@ -73,7 +72,8 @@ async def _upsert(collection: str, writes: Sequence[tuple[EntitySnapshot, Update
     MongoDB refuses is dead-lettered with the reason (stage ``write-models``, source ``{"entity": entity}``)."""
     refused = await bulk_upsert(collection, [op for _, op in writes])
     await asyncio.gather(*[await send_dead_letter(
-        writes[index][0].entity, WRITE_STAGE, f"MongoDB refused its {collection} document: {reason}",
+        writes[index][0].entity, DeadLetterStage.WRITE_MODELS,
+        f"MongoDB refused its {collection} document: {reason}",
         writes[index][0].tenant, {"entity": writes[index][0].entity}) for index, reason in refused.items()])
 
 

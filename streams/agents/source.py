@@ -1,7 +1,7 @@
 """A timer per business unit polls its click-log DE and appends the rows to ``click-rows``.
 
-Rows of one send are sent as one record keyed ``{tenant}:{JobID}``, so a row's repeats land on the
-same partition. Only the leader worker polls.
+The rows of a page go out as one record per partition of their sends (``streams.topics``), so a row's
+repeats land on the same partition. Only the leader worker polls.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.app import app, settings
-from streams.edges import rows_by_send
 from streams.marketing_cloud import MarketingCloudError, parse_de_date
 from streams.resources import marketing_cloud
 from streams.settings import BusinessUnit
@@ -77,8 +76,7 @@ async def poll(unit: BusinessUnit) -> int:
     try:
         async for page in marketing_cloud(unit.tenant).click_rows(since, settings.page_size):
             read_at = time.time()
-            for job_id, rows in rows_by_send(state.new(page, read_at)).items():
-                await append_click_rows(unit.tenant, job_id, rows, read_at=read_at, source="sfmc")
+            await append_click_rows(unit.tenant, state.new(page, read_at), read_at=read_at, source="sfmc")
             count += len(page)
         status["last_error"] = None
     except MarketingCloudError as exc:

@@ -55,7 +55,7 @@ send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement c
 
 
 async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
-                  acks: dict[str, list[str]] | None = None, attempt: int = 0) -> None:
+                  acks: dict[str, list[str]] | None = None, attempt: int = 0, refetch: bool = False) -> None:
     """Send one request per partition for ``ids``, routed where their entity keys live."""
     by_partition: dict[int, list[str]] = defaultdict(list)
     partitions = topic.partitions or settings.topic_partitions
@@ -63,7 +63,8 @@ async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Itera
         by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
     for partition, chunk in by_partition.items():
         await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
-                         value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt))
+                         value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt,
+                                             refetch=refetch))
 
 
 class Resolver:
@@ -91,7 +92,7 @@ class Resolver:
             await self.on_request(req)
             for ident in req.ids:
                 key = entity(req.tenant, self.kind, ident)
-                if (req.attempt or key not in self.retries) and self.stale(key, now):
+                if (req.attempt or key not in self.retries) and (req.refetch or self.stale(key, now)):
                     wanted[req.tenant, req.attempt].add(ident)
         batch = settings.in_batch_size
         await asyncio.gather(*(

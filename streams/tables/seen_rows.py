@@ -5,10 +5,13 @@ become a new click event. A repeat read more than ``reack_after_seconds`` after 
 mark was lost, or the DE was reset) is acknowledged again instead, so it is not read forever. A row SFMC
 refused to mark (10006) stays Ready for good but counts as processed (SPEC 2): the acker says so with a
 ``click-rows`` record of source ``refused``, and the row's later readings are dropped, never acked again.
-A row is remembered for ``seen_rows_ttl_seconds`` after it was last handled (or refused).
+A row whose click document MongoDB refused was dead-lettered (stage ``write-clicks``) and is not processed:
+the clicks sink says so with a record of source ``unwritten``, and its later readings are dropped as bad
+rows' are, until ``leads-sync replay-dead-letters`` writes the click. A row is remembered for
+``seen_rows_ttl_seconds`` after it was last handled (or refused, or left unwritten).
 
 The table holds one entry per ``click-rows`` record (its rows' outcomes), written while handling the record
-(key ``{tenant}:{JobID}``, one record at a time), so a row's repeats find it on the same partition and the
+(one record at a time, on the partition of the rows' sends), so a row's repeats find it and the
 changelog carries one record per ``click-rows`` record, not one per row. Lookups go through an index by row,
 rebuilt from the table after each recovery. The changelog expires by time (``cleanup.policy=delete``);
 each worker drops expired entries from memory.
@@ -30,6 +33,8 @@ from streams.clicks import KEY_FIELDS
 TTL = float(settings.seen_rows_ttl_seconds)
 REFUSED_SOURCE = "refused"
 """``ClickRows.source`` of the rows SFMC refused to mark (their key values), sent by the acker."""
+UNWRITTEN_SOURCE = "unwritten"
+"""``ClickRows.source`` of the rows whose click MongoDB refused (their key values), sent by the clicks sink."""
 
 
 class Outcome(IntEnum):
@@ -40,6 +45,10 @@ class Outcome(IntEnum):
     SKIPPED = 2
     BAD = 3
     REFUSED = 4
+
+
+SETTLED: dict[str, Outcome] = {REFUSED_SOURCE: Outcome.REFUSED, UNWRITTEN_SOURCE: Outcome.BAD}
+"""The outcome of the rows of a ``click-rows`` record of each settling source."""
 
 
 class SeenRows(faust.Table):

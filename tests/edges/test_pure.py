@@ -17,7 +17,6 @@ from streams.edges import (
     parse_message,
     read_to_end,
     readable_shards,
-    rows_by_send,
 )
 
 TENANTS = frozenset({"ien", "acme"})
@@ -54,11 +53,10 @@ def test_poison_messages_are_rejected_with_a_reason(body: bytes, reason: str, te
     assert caught.value.tenant == tenant
 
 
-def test_rows_are_grouped_by_tenant_and_send_like_the_poller() -> None:
+def test_rows_are_grouped_by_tenant_in_arrival_order() -> None:
     other = {**ROW, "ID": "b", "JobID": " 8 "}
-    assert rows_by_send([ROW, other, {"ID": "c"}]) == {"7": [ROW], "8": [other], "": [{"ID": "c"}]}
     groups = group_messages([Message("ien", [ROW]), Message("acme", [ROW]), Message("ien", [other, ROW])])
-    assert groups == {("ien", "7"): [ROW, ROW], ("acme", "7"): [ROW], ("ien", "8"): [other]}
+    assert groups == {"ien": [ROW, other, ROW], "acme": [ROW]}
 
 
 def test_children_of_a_reshard_wait_for_their_parents() -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from streams.edges import rows_by_send
 from streams.marketing_cloud.emulator.server import EmulatorThread
+from streams.topics import send_partition
 from tests.edges.helpers import actual_partition, aws_client, aws_env, clean_dataset, expected_partition, messages
 from tests.pipeline.harness import ROOT, Worker, emulator_rows, read_topic, unique_prefix, wait_until, worker_env
 
@@ -37,9 +37,13 @@ async def _produce_directly(bootstrap: str, topic: str, tenant: str, bodies: lis
     await producer.start()
     try:
         rows = [row for body in bodies for row in orjson.loads(body).get("rows") or [orjson.loads(body)["row"]]]
-        for job_id, group in rows_by_send(rows).items():
+        by_partition: dict[int, list[dict[str, str]]] = defaultdict(list)
+        for row in rows:  # where the worker puts them (streams.topics.append_click_rows)
+            by_partition[send_partition(tenant, row["JobID"].strip())].append(row)
+        for partition, group in by_partition.items():
             value = {"tenant": tenant, "rows": group, "read_at": time.time(), "source": "sqs"}
-            await producer.send_and_wait(topic, orjson.dumps(value), key=f"{tenant}:{job_id}".encode())
+            await producer.send_and_wait(topic, orjson.dumps(value), key=f"{tenant}:{partition}".encode(),
+                                         partition=partition)
     finally:
         await producer.stop()
 

@@ -141,9 +141,6 @@ def _poisoned_click(expected: Expected, rows: Counter[tuple[str, str]]) -> tuple
     raise AssertionError("no click document with guid and bot rows in the dataset")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs DeadLetterStage.WRITE_CLICKS/WRITE_MODELS (streams/models.py), and ingest to drop later readings of "
-    "rows a sink dead-lettered (seen-rows has them as EVENT, so their re-reads are acked as repeats)"))
 def test_refused_documents_are_dead_lettered_and_the_rest_written(tmp_path: Path, kafka_url: str, mongo_url: str,
                                                                   kafka_bootstrap: str) -> None:
     """A click document whose ``guids`` is a string (an older system's) and a send document whose

@@ -178,7 +178,7 @@ def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     monkeypatch.setattr(ingest, "seen_rows", fake_seen)
     monkeypatch.setattr(ingest, "settings", fake_settings)
     monkeypatch.setattr(topics, "acks", edges.acks)  # ingest's send_acks puts them there
-    monkeypatch.setattr(ingest, "click_events", edges.click_events)
+    monkeypatch.setattr(topics, "click_events", edges.click_events)  # and send_click_events its clicks
     monkeypatch.setattr(ingest, "send_dead_letter", dead_letter)
     monkeypatch.setattr(ingest, "request", request)
     edges.ingest_rows = ingest.ingest_rows
@@ -215,7 +215,7 @@ def test_ingest_accounts_for_every_row(ingest_edges: SimpleNamespace, batch: lis
     keyed = lambda keys: tuple(keys.get(k, "") for k in KEY_FIELDS)  # noqa: E731
     events: dict[tuple[str, ...], int] = defaultdict(int)
     for _key, value in edges.click_events.sent:
-        for event in value.events:
+        for _send, event in value.clicks():
             events[keyed(event.keys)] += 1
         assert not value.repeats
     skipped: dict[tuple[str, ...], int] = defaultdict(int)
@@ -248,7 +248,7 @@ def test_refused_rows_are_dropped_not_acked_again(ingest_edges: SimpleNamespace)
                        "IsUnique": "True", "ListID": "12", "IsBot_v3": "False",
                        "LinkContent": "https://x.io/?lt.lidack=" + "a" * 24 + "~ack"} for ident in ("r1", "r2"))
     asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[refused, other], read_at=0.0)))
-    assert sum(len(value.events) for _, value in edges.click_events.sent) == 2
+    assert sum(1 for _, value in edges.click_events.sent for _ in value.clicks()) == 2
     asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[row_keys(refused)], read_at=0.0,
                                             source=REFUSED_SOURCE)))
     for seen in edges.seen.values():
@@ -257,6 +257,6 @@ def test_refused_rows_are_dropped_not_acked_again(ingest_edges: SimpleNamespace)
     dropped = metrics.refused_rows_dropped.value(tenant=TENANT)
     asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[refused, other], read_at=0.0)))
     [(_, again)] = edges.click_events.sent
-    assert (again.events, again.repeats) == ([], [row_keys(other)])
+    assert (list(again.clicks()), again.repeats) == ([], [row_keys(other)])
     assert not edges.acks.sent and not edges.dead
     assert metrics.refused_rows_dropped.by("tenant")[TENANT] == dropped + 1

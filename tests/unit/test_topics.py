@@ -1,11 +1,12 @@
-"""Records on our topics stay far below Kafka's 1 MB message limit however many rows a batch has."""
+"""Records on our topics: one per partition of their sends, and far below Kafka's 1 MB message limit however
+many rows a batch has."""
 
 from typing import Any
 
 import pytest
 
 from streams import topics
-from streams.models import AckBatch
+from streams.models import AckBatch, ClickEvent, ClickEvents
 
 KAFKA_MAX_MESSAGE = 1_048_576
 
@@ -13,9 +14,11 @@ KAFKA_MAX_MESSAGE = 1_048_576
 class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any]] = []
+        self.partitions: list[int | None] = []
 
-    async def send(self, key: str, value: Any, **_: Any) -> None:
+    async def send(self, key: str, value: Any, partition: int | None = None, **_: Any) -> None:
         self.sent.append((key, value))
+        self.partitions.append(partition)
 
 
 async def test_acks_of_a_large_batch_are_split_into_small_records(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +38,39 @@ async def test_click_rows_with_long_links_are_split_by_size(monkeypatch: pytest.
     recorder = Recorder()
     monkeypatch.setattr(topics, "click_rows", recorder)
     rows = [{"ID": str(i), "JobID": "607105", "LinkContent": "https://x.io/?" + "p" * 8_000} for i in range(300)]
-    await topics.append_click_rows("ien", "607105", rows, read_at=0.0, source="sfmc")
-    assert len(recorder.sent) > 1 and {key for key, _ in recorder.sent} == {"ien:607105"}
+    await topics.append_click_rows("ien", rows, read_at=0.0, source="sfmc")
+    partition = topics.send_partition("ien", "607105")
+    assert len(recorder.sent) > 1 and {key for key, _ in recorder.sent} == {f"ien:{partition}"}
+    assert set(recorder.partitions) == {partition}
     assert [row for _, value in recorder.sent for row in value.rows] == rows
     assert max(len(value.dumps(serializer="json")) for _, value in recorder.sent) < KAFKA_MAX_MESSAGE
+
+
+async def test_a_page_goes_out_as_one_record_per_partition_of_its_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr(topics, "click_rows", recorder)
+    rows = [{"ID": str(i), "JobID": f" {607000 + i % 40} "} for i in range(400)]
+    await topics.append_click_rows("ien", rows, read_at=1.0, source="sfmc")
+    partitions = {topics.send_partition("ien", str(607000 + j)) for j in range(40)}
+    assert sorted(recorder.partitions) == sorted(partitions)  # one record each, with every row of its sends
+    for (key, value), partition in zip(recorder.sent, recorder.partitions, strict=True):
+        assert key == f"ien:{partition}"
+        assert {topics.send_partition("ien", row["JobID"].strip()) for row in value.rows} == {partition}
+    assert sorted(int(row["ID"]) for _, value in recorder.sent for row in value.rows) == list(range(400))
+
+
+async def test_clicks_and_repeats_go_with_their_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr(topics, "click_events", recorder)
+    sends = [f"mc.ien.send*{607000 + j}" for j in range(20)]
+    click = ClickEvent("r", "mc.ien.subscriber*1", "5f47e1c107809f52ef34357c", "k9", 2.0, 1.0, False, {"ID": "r"})
+    await topics.send_click_events("ien", {send: [click] for send in sends[:15]},
+                                   {send: [{"ID": send}] for send in sends[10:]})
+    assert len(recorder.sent) == len({topics.partition_of(send) for send in sends})
+    for (_, value), partition in zip(recorder.sent, recorder.partitions, strict=True):
+        decoded = ClickEvents.loads(value.dumps(serializer="json"), serializer="json")
+        assert {topics.partition_of(send) for send in decoded.sends} == {partition}
+        assert {topics.partition_of(keys["ID"]) for keys in decoded.repeats} <= {partition}
+        assert all(event == click for _, event in decoded.clicks())
+    got = [send for _, value in recorder.sent for send, events in value.sends.items() if events]
+    assert sorted(got) == sorted(sends[:15])
