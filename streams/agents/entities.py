@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.app import app, settings
+from streams.batches import each_batch
 from streams.tables.entities import Resolver, categories, emails, sends, subscribers
 
 REQUESTS_PER_WINDOW = 10_000
@@ -16,8 +17,7 @@ REQUESTS_PER_WINDOW = 10_000
 
 def resolver_agent(resolver: Resolver) -> Any:
     async def resolve(stream):
-        async for requests in stream.take(REQUESTS_PER_WINDOW, within=settings.fetch_window):
-            await resolver.resolve(requests)
+        await each_batch(stream, REQUESTS_PER_WINDOW, settings.fetch_window, resolver.resolve)
 
     resolve.__name__ = resolve.__qualname__ = f"{resolver.kind}_resolver"
     return app.agent(resolver.topic, name=f"resolve-{resolver.kind}")(resolve)

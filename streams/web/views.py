@@ -180,6 +180,7 @@ class StatusView(Secured):
             topics=topics,
             dead_letters=topics.get("dead-letter", {}).get("records", 0),
             acks_pending=topics.get("acks", {}).get("lag", 0),
+            refused_rows_dropped=metrics.refused_rows_dropped.by("tenant"),
         )
         return self.json(body)
 

@@ -48,3 +48,5 @@ def test_refused_rows_are_dropped_not_acked_again(stages: list, tmp_path: Path, 
     wait_for(lambda: sample()[2] >= dropped + 2 * len(refused), 6 * REACK_AFTER,
              "two more sweeps over the refused rows", stage.alive())
     assert sample()[:2] == (fallbacks, rowsets), "refused rows were acked (and refused) again"
+    status = web_get(worker, "/status").json()
+    assert status["refused_rows_dropped"][tenant] >= dropped + 2 * len(refused), status["refused_rows_dropped"]
