@@ -130,15 +130,18 @@ def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str) -
 
 
 def _poisoned_click(expected: Expected, rows: Counter[tuple[str, str]]) -> tuple[Any, str, set[str]]:
-    """A click document of the clean run with a guid and a bot row, all of them rows of their own ID that end
+    """A click document of the clean run with a guid row (and a bot row, where the dataset has one: which
+    documents have both depends on where today's Chicago days fall), all of them rows of their own ID that end
     processed: its key, tenant and row IDs."""
+    candidates = []
     for key, doc in expected.docs["event-email-clicks"].items():
         tenant = key[1].entity.split(".")[1]
         ids = {*doc["guids"], *doc.get("bots", ())}
-        if doc["guids"] and doc.get("bots") and all(rows[tenant, row] == 1 for row in ids) \
-                and ids <= expected.processed[tenant]:
-            return key, tenant, ids
-    raise AssertionError("no click document with guid and bot rows in the dataset")
+        if doc["guids"] and all(rows[tenant, row] == 1 for row in ids) and ids <= expected.processed[tenant]:
+            candidates.append((not doc.get("bots"), key, tenant, ids))
+    assert candidates, "no click document with a guid row in the dataset"
+    _, key, tenant, ids = min(candidates, key=lambda candidate: candidate[0])
+    return key, tenant, ids
 
 
 def test_refused_documents_are_dead_lettered_and_the_rest_written(tmp_path: Path, kafka_url: str, mongo_url: str,
