@@ -10,6 +10,7 @@ import ssl
 
 import faust
 import mode
+from faust.stores import STORES
 
 from streams.settings import Settings, get_settings
 from streams.transport import Transport
@@ -37,6 +38,11 @@ def credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | 
 logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
+# faust's RocksDB store, with each key in its changelog partition's database (see the module)
+STORES.aliases["leads-rocksdb"] = "streams.tables.store:Store"
+STORE_URLS = {"rocksdb://": "leads-rocksdb://", "memory://": "memory://"}
+
+
 class App(faust.App):
     """faust's App on our consumer transport (``streams.transport``)."""
 
@@ -49,7 +55,8 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=settings.broker,
         broker_credentials=credentials(settings),
-        store="memory://",
+        store=STORE_URLS[settings.table_store],
+        table_standby_replicas=settings.table_standby_replicas,
         topic_partitions=settings.topic_partitions,
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),

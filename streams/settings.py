@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     app_id: str = "leads-data-sync"
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     data_dir: Path = Path(".stack/worker-data")
+    """Local state: the tables' RocksDB databases. Keep it across restarts, or a worker reads whole changelogs."""
+    table_store: Literal["rocksdb://", "memory://"] = "rocksdb://"
+    """Where tables live locally: RocksDB under ``data_dir`` (bounded memory, restarts read only the changelog
+    tail), or memory (every start reads each changelog from its beginning)."""
+    table_standby_replicas: int = Field(default=1, ge=0)
+    """Copies of each table partition other workers keep up to date, to take over from a worker that dies."""
 
     # MongoDB (TLS and credentials go in the URL: ``mongodb+srv://user:pw@host/?tls=true``)
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27018/?directConnection=true")

@@ -5,7 +5,8 @@ from streams.tables.seen_rows import TTL, Outcome, SeenRows
 
 
 def table() -> SeenRows:
-    return SeenRows(app, name="seen-rows-unit", beacon=app.tables.beacon, key_type=str)
+    # in memory: the index logic is under test (a bare "memory://" is falsy to faust, which then takes the app's store)
+    return SeenRows(app, name="seen-rows-unit", beacon=app.tables.beacon, key_type=str, store="memory://unit")
 
 
 def test_lookup_within_ttl_only() -> None:
