@@ -105,6 +105,8 @@ class WorkerProcess:
                                         stderr=subprocess.STDOUT)
         self.peak_kb = 0
         self.cpu_seconds = 0.0
+        self.cpu_samples: list[tuple[float, float]] = []
+        """(epoch seconds, CPU seconds used so far), every 0.5 s."""
         self.rss_samples: list[tuple[float, int]] = []
         self.spy = None if spy is None else subprocess.Popen(
             [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.process.pid), "--rate", "200",
@@ -125,8 +127,15 @@ class WorkerProcess:
             except OSError:
                 return
             self.cpu_seconds = (int(utime) + int(stime)) / ticks
+            self.cpu_samples.append((time.time(), self.cpu_seconds))
             self.peak_kb = max(self.peak_kb, int(fields.get("VmHWM", "0 kB").split()[0]))
             self.rss_samples.append((time.time(), int(fields.get("VmRSS", "0 kB").split()[0])))
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the worker used from ``start`` to ``end`` (epoch seconds), from the nearest samples."""
+        def at(moment: float) -> float:
+            return min(self.cpu_samples, key=lambda sample: abs(sample[0] - moment))[1] if self.cpu_samples else 0.0
+        return at(end) - at(start)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -146,8 +155,11 @@ class WorkerProcess:
 
 
 def worker_env(dataset: dict[str, Any], emulator_url: str, database: str, prefix: str, poll_interval: float,
-               data_dir: Path) -> dict[str, str]:
+               data_dir: Path, store: str | None = None) -> dict[str, str]:
+    """A bench worker's environment; ``store``: its ``LEADS_TABLE_STORE`` (the setting's default if None)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEADS_")}
+    if store is not None:
+        env["LEADS_TABLE_STORE"] = store
     env.update({
         "LEADS_BUSINESS_UNITS": json.dumps(business_units(dataset, emulator_url)),
         "LEADS_BROKER": f"kafka://{KAFKA}", "LEADS_MONGO_URL": MONGO, "LEADS_MONGO_DATABASE": database,
@@ -236,7 +248,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         emulator.post("_emulator/reset-counts")
         database = f"bench_live_{tag}"
         seed_acks(dataset, database)
-        env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data")
+        env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data", args.store)
         log(f"run {index}: live worker ({rows} rows, {expected} to be marked)")
         last = index == args.runs
         profile = WORK / f"{tag}-profile.txt" if args.profile and last else None
@@ -244,7 +256,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile, spy=spy), expected,
                         args.timeout)
         if spy is not None:
-            live["stages"] = stage_table(spy, live["worker_cpu_s"], live.get("rows_marked", 0))
+            live["stages"] = stage_table(spy, live["window_cpu_s"], live.get("rows_marked", 0))
             log("worker CPU µs per row by stage: " + ", ".join(
                 f"{name} {cell['us_per_row']:.0f}" for name, cell in live["stages"].items()))
         result["live"] = live
@@ -287,7 +299,8 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         try:
             database = f"bench_dry_{tag}"
             seed_acks(dataset, database)
-            env = worker_env(dataset, emulator.url, database, f"{tag}d", args.poll_interval, WORK / f"{tag}d-data")
+            env = worker_env(dataset, emulator.url, database, f"{tag}d", args.poll_interval, WORK / f"{tag}d-data",
+                             args.store)
             log(f"run {index}: dry worker (Mongo writes counted, SFMC latency 0)")
             result["dry"] = run_live(emulator, WorkerProcess(env, f"{tag}-dry", module="bench.dry_worker"),
                                      expected, args.timeout)
@@ -312,15 +325,19 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
 
 
 def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float) -> dict[str, Any]:
-    """Drive ``worker`` until ``expected`` rows are marked, then stop it; its marks and peak memory."""
+    """Drive ``worker`` until ``expected`` rows are marked, then stop it; its marks, peak memory and CPU time:
+    ``worker_cpu_s`` over its whole life (start-up included), ``window_cpu_s`` from the first poll to the last
+    mark (the pipeline at work; per row: ``window_cpu_us_per_row``)."""
     try:
         live = drive_worker(emulator, worker, expected, timeout)
     finally:
         peak, cpu = worker.peak_kb, worker.cpu_seconds
         worker.stop()
     rows = max(1, live.get("rows_marked", 0))
+    window = worker.cpu_between(live["first_poll"], live["last_mark"]) if live.get("seconds") else 0.0
     return {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024, "worker_cpu_s": cpu,
-            "worker_cpu_us_per_row": cpu * 1e6 / rows}
+            "worker_cpu_us_per_row": cpu * 1e6 / rows, "window_cpu_s": window,
+            "window_cpu_us_per_row": window * 1e6 / rows}
 
 
 def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path: Path, expected: int,
@@ -335,7 +352,8 @@ def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path:
         client: MongoClient = MongoClient(MONGO, tz_aware=True)
         documents = write_legacy(client[database], legacy_documents(dataset, tenant, share=args.legacy))
         client.close()
-        env = {**worker_env(dataset, emulator.url, database, f"{tag}l", args.poll_interval, WORK / f"{tag}l-data"),
+        env = {**worker_env(dataset, emulator.url, database, f"{tag}l", args.poll_interval, WORK / f"{tag}l-data",
+                            args.store),
                "LEADS_LEGACY_TENANT": tenant}
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "streams", "adopt"], cwd=ROOT, env=env, check=True,
@@ -373,6 +391,19 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def write_dataset(args: argparse.Namespace) -> tuple[Sizes, dict[str, Any], Path]:
+    """The dataset of the size arguments, generated and written to a file under ``WORK`` (the caller deletes it)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    sizes = Sizes(rows=args.rows, sends=args.sends, subscribers=args.subscribers, emails=args.emails,
+                  categories=args.categories, units=args.units, days=args.days)
+    dataset = generate(sizes, args.seed, datetime.now(SERVER_TZ).replace(microsecond=0))
+    dataset_path = WORK / f"dataset-{uuid.uuid4().hex[:8]}.json"
+    dataset_path.write_text(json.dumps(dataset, separators=(",", ":")))
+    log(f"dataset {sizes} -> {dataset_path}")
+    return sizes, dataset, dataset_path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in (("rows", 200000), ("sends", 300), ("subscribers", 60000), ("emails", 150),
@@ -385,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-seconds", type=float, default=60.0, help="0 skips the baseline")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per worker run")
     parser.add_argument("--skip-dry", action="store_true")
+    parser.add_argument("--store", choices=("rocksdb://", "memory://"), default=None,
+                        help="the workers' LEADS_TABLE_STORE (default: the setting's default, rocksdb://)")
     parser.add_argument("--legacy", type=float, default=0.0,
                         help="also run live on a legacy database holding this share (0-1) of the first BU's "
                              "entities and click documents (stack.legacy), adopted first")
@@ -398,14 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rows, args.sends, args.subscribers, args.emails, args.categories = 5000, 40, 1500, 20, 10
         args.runs, args.baseline_seconds, args.poll_interval = 1, 20.0, 5.0
-    WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    sizes = Sizes(rows=args.rows, sends=args.sends, subscribers=args.subscribers, emails=args.emails,
-                  categories=args.categories, units=args.units, days=args.days)
-    dataset = generate(sizes, args.seed, datetime.now(SERVER_TZ).replace(microsecond=0))
-    dataset_path = WORK / f"dataset-{uuid.uuid4().hex[:8]}.json"
-    dataset_path.write_text(json.dumps(dataset, separators=(",", ":")))
-    log(f"dataset {sizes} -> {dataset_path}")
+    sizes, dataset, dataset_path = write_dataset(args)
     runs: list[dict[str, Any]] = []
     final = None
     try:
