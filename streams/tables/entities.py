@@ -149,7 +149,8 @@ class Resolver:
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1, "due": due}
 
     def _forget_retry(self, key: str) -> None:
-        self.retries.pop(key, None)
+        if key in self.retries:  # a table's pop of a missing key goes through faust's __missing__: look first
+            del self.retries[key]
         self._requeued.pop(key, None)
 
     async def requeue_due(self) -> None:
