@@ -81,7 +81,8 @@ class EntityRequest(faust.Record, serializer="json"):
     acks: dict[str, list[str]] | None = None
     attempt: int = 0
     refetch: bool = False
-    """Fetch the ids even when their table entries are fresh (a requeued ``write-models`` dead letter)."""
+    """Fetch the ids now, even when their table entries are fresh or a retry is pending (a requeued dead
+    letter)."""
 
 
 class EntitySnapshot(faust.Record, serializer="json"):

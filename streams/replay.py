@@ -110,8 +110,8 @@ class Requeue:
         """tenant → click rows for ``click-rows``."""
         self.clicks: dict[str, dict[str, list[ClickEvent]]] = defaultdict(lambda: defaultdict(list))
         """tenant → send entity → clicks for ``click-events``."""
-        self.entities: dict[tuple[str, EntityType, bool], set[str]] = defaultdict(set)
-        """(tenant, kind, refetch) → ids for the kind's resolver."""
+        self.entities: dict[tuple[str, EntityType], set[str]] = defaultdict(set)
+        """(tenant, kind) → ids for the kind's resolver, fetched now whatever its table and retries hold."""
         self.acks: dict[str, list[dict[str, str]]] = defaultdict(list)
         """tenant → key values of rows to mark processed."""
         self.requeued: Counter[str] = Counter()
@@ -143,10 +143,9 @@ class Requeue:
         elif stage is DeadLetterStage.WRITE_CLICKS:
             event = ClickEvent(**{name: source["event"][name] for name in ClickEvent._fields})
             self.clicks[self._configured(source["send"], configured)][source["send"]].append(event)
-        else:  # resolve-{kind} or write-models: the model is fetched (again) and written
+        else:  # resolve-{kind} or write-models: the model is fetched (again, now) and written
             _, kind, ident = parse_entity(source["entity"])
-            refetch = stage is DeadLetterStage.WRITE_MODELS
-            self.entities[self._configured(source["entity"], configured), kind, refetch].add(ident)
+            self.entities[self._configured(source["entity"], configured), kind].add(ident)
 
     @staticmethod
     def _configured(key: str, configured: frozenset[str]) -> str:
@@ -180,8 +179,8 @@ class Requeue:
             await append_click_rows(tenant, rows, read_at=now, source=DEAD_LETTER_SOURCE)
         for tenant, clicks in self.clicks.items():
             await send_click_events(tenant, clicks, {})
-        for (tenant, kind, refetch), ids in self.entities.items():
-            await request(resolvers[kind], tenant, kind, ids, refetch=refetch)
+        for (tenant, kind), ids in self.entities.items():
+            await request(resolvers[kind], tenant, kind, ids, refetch=True)
         for tenant, keys in self.acks.items():
             await send_acks(tenant, "processed", keys)
         await app.producer.flush()

@@ -4,8 +4,8 @@ A resolver takes the requests gathered over a short window, keeps the ids whose 
 or older than the refresh period, fetches them with ``IN`` requests of up to ``in_batch_size`` ids per
 business unit (concurrently; the client limits calls per BU), stores each snapshot in its table,
 publishes the fetched snapshots on ``entity-changes`` (one record per fetch) and requests what they refer to.
-Ids SFMC does not return are retried with backoff, then dead-lettered; while SFMC itself fails they are
-retried until it answers. Pending retries live in a table, so restarts keep them; they never hold up
+Ids SFMC does not return are retried with backoff, then dead-lettered and asked again only after the refresh
+period (not with every click on them); while SFMC itself fails they are retried until it answers. Pending retries live in a table, so restarts keep them; they never hold up
 other keys.
 """
 
@@ -92,7 +92,7 @@ class Resolver:
             await self.on_request(req)
             for ident in req.ids:
                 key = entity(req.tenant, self.kind, ident)
-                if (req.attempt or key not in self.retries) and (req.refetch or self.stale(key, now)):
+                if (req.attempt or req.refetch or key not in self.retries) and (req.refetch or self.stale(key, now)):
                     wanted[req.tenant, req.attempt].add(ident)
         batch = settings.in_batch_size
         await asyncio.gather(*(
@@ -137,16 +137,21 @@ class Resolver:
         """Hook: request the entities these records refer to."""
 
     async def retry(self, tenant: str, ids: list[str], attempt: int, reason: str, *, final: bool) -> None:
-        """Ask again later with backoff (doubling, at most a minute); when ``final``, dead-letter each id."""
-        due = time.time() + min(2.0**attempt, 60.0)
+        """Ask again later with backoff (doubling, at most a minute). When ``final``, dead-letter each id and
+        ask once more only after the refresh period, with its last attempt: until then, requests for it
+        (every new click on an unknown send) are not fetched again (SPEC 6.3)."""
+        now = time.time()
         for ident in ids:
             key = entity(tenant, self.kind, ident)
             if final:
-                self._forget_retry(key)
                 await send_dead_letter(key, DeadLetterStage(f"resolve-{self.kind}"),
                                        f"{reason} (after {attempt + 1} attempts)", tenant, {"entity": key})
+                self._requeued.pop(key, None)
+                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": settings.entity_fetch_attempts - 1,
+                                     "due": now + settings.refresh_seconds}
             else:
-                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1, "due": due}
+                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1,
+                                     "due": now + min(2.0**attempt, 60.0)}
 
     def _forget_retry(self, key: str) -> None:
         if key in self.retries:  # a table's pop of a missing key goes through faust's __missing__: look first
