@@ -5,8 +5,8 @@ or older than the refresh period, fetches them with ``IN`` requests of up to ``i
 business unit (concurrently; the client limits calls per BU), stores each snapshot in its table,
 publishes the fetched snapshots on ``entity-changes`` (one record per fetch) and requests what they refer to.
 Ids SFMC does not return are retried with backoff, then dead-lettered and asked again only after the refresh
-period (not with every click on them); while SFMC itself fails they are retried until it answers. Pending retries live in a table, so restarts keep them; they never hold up
-other keys.
+period (not with every click on them); while SFMC itself fails they are retried until it answers. Pending
+retries live in a table, so restarts keep them; they never hold up other keys.
 """
 
 from __future__ import annotations
@@ -85,11 +85,11 @@ class Resolver:
         snapshot = self.table.get(key)
         return snapshot is None or now - snapshot.retrieved_at > settings.refresh_seconds
 
-    async def resolve(self, requests: Iterable[EntityRequest]) -> None:
+    async def resolve(self, requests: Sequence[EntityRequest]) -> None:
         now = time.time()
+        await self.on_requests(requests)
         wanted: dict[tuple[str, int], set[str]] = defaultdict(set)
         for req in requests:
-            await self.on_request(req)
             for ident in req.ids:
                 key = entity(req.tenant, self.kind, ident)
                 if (req.attempt or req.refetch or key not in self.retries) and (req.refetch or self.stale(key, now)):
@@ -101,8 +101,8 @@ class Resolver:
             for chunk in (sorted(ids)[i : i + batch] for i in range(0, len(ids), batch))
         ))  # the client limits concurrent calls per BU
 
-    async def on_request(self, req: EntityRequest) -> None:
-        """Hook for data that rides on a request (a send's acks)."""
+    async def on_requests(self, requests: Sequence[EntityRequest]) -> None:
+        """Hook for data that rides on the requests of a window (a send's acks)."""
 
     async def fetch_and_store(self, tenant: str, ids: list[str], attempt: int) -> None:
         try:
@@ -178,17 +178,23 @@ class Resolver:
 class SendResolver(Resolver):
     """Sends also carry the acknowledgement codes seen with them; new codes republish the snapshot."""
 
-    async def on_request(self, req: EntityRequest) -> None:
-        republish = []
-        for ident, codes in (req.acks or {}).items():
-            key = entity(req.tenant, "send", ident)
+    async def on_requests(self, requests: Sequence[EntityRequest]) -> None:
+        """Note the window's new ack codes (one ``send-acks`` write per send) and republish each fresh send that
+        gained some, once, on ``entity-changes`` only: its table entry is unchanged (acks are read from
+        ``send-acks`` whenever it is published)."""
+        codes: dict[str, set[str]] = defaultdict(set)
+        for req in requests:
+            for ident, ack_codes in (req.acks or {}).items():
+                codes[entity(req.tenant, "send", ident)].update(ack_codes)
+        now, republish = time.time(), []
+        for key, seen in codes.items():
             known = self.ack_codes(key)
-            if new := set(codes) - set(known):
-                send_acks_table[key] = sorted(set(known) | new)
+            if new := seen - set(known):
+                send_acks_table[key] = acks = sorted(set(known) | new)
                 snapshot = self.table.get(key)
-                if snapshot is not None and not self.stale(key, time.time()):
-                    republish.append(snapshot)
-        await self.publish(republish)
+                if snapshot is not None and not self.stale(key, now):
+                    republish.append(snapshot.derive(acks=acks))
+        await publish_snapshots(republish)
 
     @staticmethod
     def ack_codes(key: str) -> list[str]:

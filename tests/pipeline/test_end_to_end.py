@@ -284,11 +284,12 @@ def dead_letter_keys(letters: list[dict[str, Any]]) -> Counter[tuple[str, str, s
     return keys
 
 
-def wait_for_dead_letters(run: Run, kafka_bootstrap: str) -> None:
-    """Unknown sends are dead-lettered once their retries (1 s, 2 s backoff) are spent, after the drain."""
+def wait_for_dead_letters(run: Run, kafka_bootstrap: str, workers: list[Worker] | None = None) -> None:
+    """Unknown sends are dead-lettered once their retries (1 s, 2 s backoff) are spent, after the drain;
+    ``workers``: the running ones (default: all of the run's)."""
     want = set(expected_dead_letter_keys(run.expected))
     wait_until(lambda: want <= set(dead_letter_keys(dead_letters(run, kafka_bootstrap))), 60,
-               "the unknown sends' dead letters", run.workers)
+               "the unknown sends' dead letters", run.workers if workers is None else workers)
 
 
 def expected_dead_letter_keys(expected: Expected) -> Counter[tuple[str, str, str]]:
@@ -395,7 +396,7 @@ def test_clean_run_fetches_each_entity_once(clean_run: Run) -> None:
 PROGRESS_WAIT = 90  # the clean run drains 5,000 rows in well under a minute
 
 
-def _interrupted_run(run: Run, tmp: Path, client: MongoClient, what: str) -> None:
+def _interrupted_run(run: Run, tmp: Path, client: MongoClient, what: str, kafka_bootstrap: str) -> None:
     """Let the worker process a third of the rows, SIGTERM it, start a new one, and drain."""
     unit = run.dataset["units"][0]
     want = run.expected.processed[unit["tenant"]]
@@ -409,7 +410,8 @@ def _interrupted_run(run: Run, tmp: Path, client: MongoClient, what: str) -> Non
     env = {k: v for k, v in first.env.items() if k not in ("LEADS_DATA_DIR", "LEADS_WEB_PORT")}
     run.workers.append(Worker(env, tmp, name=f"{run.prefix}-2").start())
     drain(run, client[run.database], run.workers[1:])
-    time.sleep(8)  # unknown sends are dead-lettered after their retries (1 s + 2 s backoff)
+    # unknown sends are dead-lettered once their retries are spent, which the restart may have delayed
+    wait_for_dead_letters(run, kafka_bootstrap, run.workers[1:])
     collect(run, client[run.database])
 
 
@@ -418,7 +420,7 @@ def test_restart_mid_run(clean_run: Run, big_dataset: dict[str, Any], tmp_path: 
     """A fresh run stopped with SIGTERM part way and resumed by a new worker ends as the clean run did."""
     run, emulator = start_run(big_dataset, tmp_path, client, kafka_url, mongo_url)
     try:
-        _interrupted_run(run, tmp_path, client, "before the restart")
+        _interrupted_run(run, tmp_path, client, "before the restart", kafka_bootstrap)
     finally:
         stop_workers(run)
         emulator.stop()
@@ -438,13 +440,13 @@ def test_restart_mid_run(clean_run: Run, big_dataset: dict[str, Any], tmp_path: 
 
 def test_rerun_of_reset_rows_with_restart(clean_run: Run, big_dataset: dict[str, Any],
                                           tmp_path_factory: pytest.TempPathFactory, client: MongoClient,
-                                          kafka_url: str, mongo_url: str) -> None:
+                                          kafka_url: str, mongo_url: str, kafka_bootstrap: str) -> None:
     """The clean run's rows read again as unprocessed (same database, same topics): they are marked
     processed again and the documents stay exactly those of the clean run (no double counts)."""
     tmp = tmp_path_factory.mktemp("rerun")
     run, emulator = start_run(big_dataset, tmp, client, kafka_url, mongo_url, clean_run.database, clean_run.prefix)
     try:
-        _interrupted_run(run, tmp, client, "rows re-read after a reset")
+        _interrupted_run(run, tmp, client, "rows re-read after a reset", kafka_bootstrap)
     finally:
         stop_workers(run)
         emulator.stop()
