@@ -6,8 +6,8 @@ the last changelog record it holds, so a restart reads only the changelog past i
 database of the partition of the event being handled. Our tables break that assumption: the entity tables
 send a key's changelog record to the key's own partition (``KeyedTable.partition_for_key``) and are written
 from batches (``streams.batches``), where no event is current; the Kinesis checkpoints from a timer. So this
-store puts a key where its changelog record goes: a keyed table's partition for the key, else the current
-event's partition, else partition 0 of a one-partition table. Reads of a keyed table go to that one database.
+store puts a key where its changelog record goes: a keyed table's partition for the key, partition 0 of a
+one-partition table, else the current event's partition; reads of the first two go to that one database.
 
 RocksDB's memory is bounded per partition database (``OPTIONS``: memtables and block cache), instead of
 faust's defaults of 3 x 64 MB memtables and a 2 GB block cache per database.
@@ -36,22 +36,21 @@ class Store(RocksDBStore):
     def __init__(self, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, options={**OPTIONS, **(options or {})}, **kwargs)
 
-    def _keyed_partition(self, key: bytes) -> int | None:
-        """The partition of a keyed table's key; None for other tables."""
+    def _key_partition(self, key: bytes) -> int | None:
+        """The partition of ``key`` where the table alone decides it: a keyed table's partition for the key,
+        0 in a one-partition table; None for the other tables (faust's store then decides)."""
         if isinstance(self.table, KeyedTable):
             return self.table.partition_for_key(self._decode_key(key))
-        return None
+        return 0 if self.table.partitions == 1 else None
 
     def _write_partition(self, key: bytes) -> int:
-        partition = self._keyed_partition(key)
+        partition = self._key_partition(key)
         if partition is not None:
             return partition
         event = current_event()
-        if event is not None and not self.table.use_partitioner:
-            return event.message.partition
-        if self.table.partitions == 1:
-            return 0
-        raise RuntimeError(f"table {self.table.name}: no partition for a key written outside an event")
+        if event is None or self.table.use_partitioner:
+            raise RuntimeError(f"table {self.table.name}: no partition for a key written outside an event")
+        return event.message.partition
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         partition = self._write_partition(key)
@@ -59,20 +58,20 @@ class Store(RocksDBStore):
         self._db_for_partition(partition).put(key, value)
 
     def _get(self, key: bytes) -> bytes | None:
-        partition = self._keyed_partition(key)
+        partition = self._key_partition(key)
         if partition is None:
             return super()._get(key)
         value: bytes | None = self._db_for_partition(partition).get(key)
         return value
 
     def _contains(self, key: bytes) -> bool:
-        partition = self._keyed_partition(key)
+        partition = self._key_partition(key)
         if partition is None:
             return bool(super()._contains(key))
         return self._db_for_partition(partition).get(key) is not None
 
     def _del(self, key: bytes) -> None:
-        partition = self._keyed_partition(key)
+        partition = self._key_partition(key)
         if partition is None:
             super()._del(key)
         else:
