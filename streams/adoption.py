@@ -86,7 +86,8 @@ async def _adopt_collection(db: AsyncDatabase, collection: str, kind: EntityType
         count.adopted += len(ops) - len(duplicates)
         count.skipped += len(skipped)
         if skipped:
-            await target.bulk_write([UpdateOne({"_id": _id}, {"$set": {SKIPPED: reason}}) for _id, reason in skipped])
+            marks = [UpdateOne({"_id": _id}, {"$set": {SKIPPED: reason}}) for _id, reason in skipped]
+            await with_backoff(f"mark skipped {collection}", partial(target.bulk_write, marks))
         if progress:
             progress(collection, count, time.monotonic() - started)
 

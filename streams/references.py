@@ -30,6 +30,7 @@ COLLECTIONS: dict[EntityType, str] = {
 LOOKUP_BATCH = 1000
 """At most this many entities in one ``$in`` query."""
 
+
 class DocumentIds:
     """Resolves entities to their documents' ``_id``s for one database.
 
@@ -43,8 +44,6 @@ class DocumentIds:
         self._db = db
         self._prefix = f"mc.{legacy_tenant}." if legacy_tenant else None
         self._cache: LRUCache[str, ObjectId] = LRUCache(cache_size)
-        self.lookups = 0
-        """``$in`` queries made so far (for benchmarks and tests)."""
 
     async def resolve(self, entities: Iterable[str | None]) -> References:
         """``{entity: _id}`` for every entity given (None values are ignored).
@@ -73,6 +72,5 @@ class DocumentIds:
     async def _find(self, collection: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         from streams.mongo import with_backoff  # streams.mongo needs the app's client (streams.resources)
 
-        self.lookups += 1
         return await with_backoff(f"read {collection} ids", lambda: self._db[collection].find(
             {"entity": {"$in": keys}}, {"_id": 1, "entity": 1}).to_list())
