@@ -7,6 +7,7 @@ nothing, and written through the same functions the sinks use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -73,7 +74,7 @@ async def replay_topic(topic: str, record: type[R], write: Callable[[Sequence[R]
 
 async def replay(*, since: datetime | None = None, batch: int = 500, progress: Progress) -> dict[str, Any]:
     from streams.adoption import check_adopted
-    from streams.agents.clicks_sink import store_clicks
+    from streams.agents.clicks_sink import dead_letter_clicks, store_clicks
     from streams.agents.models_sink import write_models
     from streams.mongo import ensure_indexes
     from streams.resources import document_ids, mongo
@@ -87,7 +88,9 @@ async def replay(*, since: datetime | None = None, batch: int = 500, progress: P
         await write_models([snapshot for changes in values for snapshot in changes.snapshots], links, ids)
 
     async def clicks(values: Sequence[ClickEvents]) -> None:
-        await store_clicks(values, ids)
+        # a refused click is dead-lettered; the live pipeline's rows are not touched (no ``unwritten`` record)
+        _, refused = await store_clicks(values, ids)
+        await asyncio.gather(*await dead_letter_clicks(refused))
 
     counts = {
         "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntityChanges, models,

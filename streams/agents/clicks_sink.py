@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+
+from faust.types import RecordMetadata
 
 from streams.adoption import check_adopted
 from streams.app import app, settings
@@ -21,11 +23,16 @@ from streams.topics import append_click_rows, click_events, send_acks, send_dead
 CLICKS = "event-email-clicks"
 
 
-async def store_clicks(batch: Sequence[ClickEvents], document_ids: DocumentIds) -> list[tuple[str, ClickEvent]]:
+Refused = tuple[str, str, ClickEvent, str]
+"""A click whose document MongoDB refused: ``(tenant, send entity, click, reason)``."""
+
+
+async def store_clicks(batch: Sequence[ClickEvents],
+                       document_ids: DocumentIds) -> tuple[list[tuple[str, ClickEvent]], list[Refused]]:
     """Upsert the batch's ``event-email-clicks`` documents (also used by replay, which sends no acks);
     ``job`` and ``usr`` are the ``_id``s ``document_ids`` resolves. Returns the clicks written, as
-    ``(tenant, click)``; the clicks of a document MongoDB refuses are dead-lettered (stage ``write-clicks``),
-    and a document refused in the guids bulk gets no bots update."""
+    ``(tenant, click)``, and those of the documents MongoDB refused (a document refused in the guids bulk
+    gets no bots update)."""
     clicks = [(record.tenant, send, event) for record in batch for send, event in record.clicks()]
     ids = await document_ids.resolve(key for _, send, event in clicks for key in (send, event.subscriber))
     updates = click_updates(((send, event) for _, send, event in clicks), ids)
@@ -36,20 +43,24 @@ async def store_clicks(batch: Sequence[ClickEvents], document_ids: DocumentIds) 
     for refused_updates, refusals in ((updates, refused), (with_bots, refused_bots)):
         for index, reason in refusals.items():
             reasons.update(dict.fromkeys(refused_updates[index].clicks, reason))
-    if reasons:
-        await _set_aside([clicks[position] for position in reasons], list(reasons.values()))
-    return [(tenant, event) for position, (tenant, _, event) in enumerate(clicks) if position not in reasons]
+    written = [(tenant, event) for position, (tenant, _, event) in enumerate(clicks) if position not in reasons]
+    return written, [(*clicks[position], reason) for position, reason in reasons.items()]
 
 
-async def _set_aside(clicks: list[tuple[str, str, ClickEvent]], reasons: list[str]) -> None:
-    """Dead-letter each click whose document MongoDB refused (stage ``write-clicks``) and tell ingest to drop
-    its row's later readings instead of acking them as repeats (``click-rows`` source ``unwritten``)."""
-    pending = [await send_dead_letter(f"{tenant}:{event.row_id}", DeadLetterStage.WRITE_CLICKS,
-                                      f"MongoDB refused the click's document: {reason}", tenant,
-                                      {"send": send, "event": event._asdict()})
-               for (tenant, send, event), reason in zip(clicks, reasons, strict=True)]
-    for tenant in {tenant for tenant, _, _ in clicks}:
-        pending += await append_click_rows(tenant, [event.keys for t, _, event in clicks if t == tenant],
+async def dead_letter_clicks(refused: Sequence[Refused]) -> list[Awaitable[RecordMetadata]]:
+    """Dead-letter each refused click (stage ``write-clicks``); await the results to know Kafka has them."""
+    return [await send_dead_letter(f"{tenant}:{event.row_id}", DeadLetterStage.WRITE_CLICKS,
+                                   f"MongoDB refused the click's document: {reason}", tenant,
+                                   {"send": send, "event": event._asdict()})
+            for tenant, send, event, reason in refused]
+
+
+async def _set_aside(refused: Sequence[Refused]) -> None:
+    """Dead-letter the refused clicks and tell ingest to drop their rows' later readings instead of acking
+    them as repeats (``click-rows`` source ``unwritten``)."""
+    pending = await dead_letter_clicks(refused)
+    for tenant in {tenant for tenant, *_ in refused}:
+        pending += await append_click_rows(tenant, [event.keys for t, _, event, _ in refused if t == tenant],
                                            read_at=time.time(), source=UNWRITTEN_SOURCE)
     await asyncio.gather(*pending)
 
@@ -64,8 +75,11 @@ async def clicks_sink(stream):
 async def write_clicks(batch: Sequence[ClickEvents]) -> None:
     """Write the batch's clicks, and only once MongoDB has them, ack their rows (and the repeats) as processed;
     the rows of a click MongoDB refused are dead-lettered, not acked."""
+    written, refused = await store_clicks(batch, document_ids())
+    if refused:
+        await _set_aside(refused)
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for tenant, event in await store_clicks(batch, document_ids()):
+    for tenant, event in written:
         rows[tenant].append(event.keys)
     for clicks in batch:
         rows[clicks.tenant].extend(clicks.repeats or ())
