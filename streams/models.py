@@ -50,8 +50,9 @@ class ClickEvent(NamedTuple):
 
 class ClickEvents(faust.Record, serializer="json"):
     """The clicks of one ``click-rows`` record, by send entity: ``sends`` maps a send to its clicks (each a
-    ``ClickEvent`` array). ``repeats`` are the keys of rows read again long after their click was recorded,
-    to acknowledge once more (no new click). Key ``{tenant}:{partition}``.
+    ``ClickEvent`` array). Key ``{tenant}:{partition}``. ``repeats`` (records written before 2026-12-01 only)
+    are the keys of rows read again long after their click was recorded, acked once more by the clicks sink;
+    such a row now comes again as its click.
 
     Records written before 2026-11-30 hold one send: ``send`` and ``events`` (each a ``ClickEvent`` object)
     instead of ``sends``; ``clicks()`` reads both, so replay rebuilds from either."""

@@ -181,7 +181,7 @@ class Requeue:
         for tenant, rows in self.rows.items():
             await append_click_rows(tenant, rows, read_at=now, source=DEAD_LETTER_SOURCE)
         for tenant, clicks in self.clicks.items():
-            await send_click_events(tenant, clicks, {})
+            await send_click_events(tenant, clicks)
         for (tenant, kind), ids in self.entities.items():
             await request(resolvers[kind], tenant, kind, ids, refetch=True)
         for tenant, keys in self.acks.items():

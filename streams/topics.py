@@ -74,19 +74,15 @@ async def append_click_rows(tenant: str, rows: Iterable[dict[str, str]], *, read
     ]
 
 
-async def send_click_events(tenant: str, clicks: Mapping[str, Sequence[ClickEvent]],
-                            repeats: Mapping[str, Sequence[dict[str, str]]]) -> None:
-    """Put clicks (by send entity) and repeats (row keys, by send entity) on ``click-events``: one record per
-    partition of their sends, so each rides with the clicks written before it."""
+async def send_click_events(tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> list[Awaitable[RecordMetadata]]:
+    """Put clicks (by send entity) on ``click-events``: one record per partition of their sends. Await the
+    returned futures to know Kafka has them."""
     sends: dict[int, dict[str, list[list[Any]]]] = defaultdict(dict)
-    reacks: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for send in clicks.keys() | repeats.keys():
-        partition = partition_of(send)
-        sends[partition][send] = [list(event) for event in clicks.get(send, ())]
-        reacks[partition].extend(repeats.get(send, ()))
-    for partition, by_send in sends.items():
-        await click_events.send(key=f"{tenant}:{partition}", partition=partition,
-                                value=ClickEvents(tenant=tenant, sends=by_send, repeats=reacks[partition]))
+    for send, events in clicks.items():
+        sends[partition_of(send)][send] = [list(event) for event in events]
+    return [await click_events.send(key=f"{tenant}:{partition}", partition=partition,
+                                    value=ClickEvents(tenant=tenant, sends=by_send))
+            for partition, by_send in sends.items()]
 
 
 def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]]:
@@ -103,17 +99,20 @@ def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]
         yield chunk
 
 
-async def send_acks(tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str = "") -> None:
-    """Put rows to mark on ``acks`` (key: the tenant), in records small enough for Kafka, and count them."""
+async def send_acks(tenant: str, status: str, rows: Sequence[dict[str, str]],
+                    reason: str = "") -> list[Awaitable[RecordMetadata]]:
+    """Put rows to mark on ``acks`` (key: the tenant), in records small enough for Kafka, and count them; await
+    the returned futures to know Kafka has them."""
     metrics.acks_emitted.inc(len(rows), status=status)
-    for chunk in chunks(rows, ACK_ROWS_PER_RECORD):
-        await acks.send(key=tenant, value=AckBatch(tenant=tenant, status=status, rows=list(chunk), reason=reason))
+    return [await acks.send(key=tenant, value=AckBatch(tenant=tenant, status=status, rows=list(chunk), reason=reason))
+            for chunk in chunks(rows, ACK_ROWS_PER_RECORD)]
 
 
-async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> None:
-    """Put snapshots on ``entity-changes``, many to a record and in order (the topic has one partition)."""
-    for chunk in chunks(snapshots, SNAPSHOTS_PER_RECORD):
-        await entity_changes.send(key=chunk[0].kind, value=EntityChanges(snapshots=list(chunk)))
+async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> list[Awaitable[RecordMetadata]]:
+    """Put snapshots on ``entity-changes``, many to a record and in order (the topic has one partition); await
+    the returned futures to know Kafka has them."""
+    return [await entity_changes.send(key=chunk[0].kind, value=EntityChanges(snapshots=list(chunk)))
+            for chunk in chunks(snapshots, SNAPSHOTS_PER_RECORD)]
 
 
 async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,

@@ -73,8 +73,8 @@ async def clicks_sink(stream):
 
 
 async def write_clicks(batch: Sequence[ClickEvents]) -> None:
-    """Write the batch's clicks, and only once MongoDB has them, ack their rows (and the repeats) as processed;
-    the rows of a click MongoDB refused are dead-lettered, not acked."""
+    """Write the batch's clicks, and only once MongoDB has them, ack their rows (and the repeats of records
+    written before 2026-12-01) as processed; the rows of a click MongoDB refused are dead-lettered, not acked."""
     written, refused = await store_clicks(batch, document_ids())
     if refused:
         await _set_aside(refused)

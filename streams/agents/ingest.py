@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
+
+from faust.types import RecordMetadata
 
 from streams import metrics
 from streams.app import app, settings
@@ -38,9 +42,9 @@ async def ingest_rows(batch: ClickRows) -> None:
     skip_job_ids = settings.unit(tenant).skip_job_ids
     requeued = batch.source == DEAD_LETTER_SOURCE  # their first reading produced no event
     events: dict[str, list[ClickEvent]] = defaultdict(list)  # by send entity
-    repeats: dict[str, list[dict[str, str]]] = defaultdict(list)
     skipped: dict[str, list[dict[str, str]]] = defaultdict(list)
     handled: dict[str, Outcome] = {}
+    pending: list[Awaitable[RecordMetadata]] = []  # what Kafka must have before the rows count as handled
     refused = 0
     for row in batch.rows:
         key = row_key(tenant, row)
@@ -51,13 +55,15 @@ async def ingest_rows(batch: ClickRows) -> None:
             outcome, handled_at = previous
             if outcome is Outcome.REFUSED:
                 refused += 1
-            elif outcome is not Outcome.BAD and now - handled_at >= settings.reack_after_seconds:
+                continue
+            if outcome is Outcome.BAD or now - handled_at < settings.reack_after_seconds:
+                continue
+            if outcome is Outcome.SKIPPED:
                 handled[key] = outcome
-                if outcome is Outcome.EVENT:
-                    repeats[entity(tenant, "send", (row.get("JobID") or "").strip())].append(row_keys(row))
-                else:
-                    skipped["a skipped row read again"].append(row_keys(row))
-            continue
+                skipped["a skipped row read again"].append(row_keys(row))
+                continue
+            # a click read again long after: it is written again (idempotently) and acked after that write,
+            # so its ack never rests on an earlier write that may not have happened
         try:
             event = parse_row(tenant, row, skip_job_ids)
         except RowRejected as exc:
@@ -65,22 +71,24 @@ async def ingest_rows(batch: ClickRows) -> None:
             if exc.skip:
                 skipped[exc.reason].append(row_keys(row))
             if exc.bad:
-                await send_dead_letter(f"{tenant}:{row.get('ID', '')}", DeadLetterStage.INGEST, exc.reason,
-                                       tenant, dict(row))
+                pending.append(await send_dead_letter(f"{tenant}:{row.get('ID', '')}", DeadLetterStage.INGEST,
+                                                      exc.reason, tenant, dict(row)))
             continue
         handled[key] = Outcome.EVENT
         events[entity(tenant, "send", row["JobID"].strip())].append(event)
-    seen_rows.record(handled, now)
     metrics.refused_rows_dropped.inc(refused, tenant=tenant)
     for reason, rows in skipped.items():
         metrics.rows_skipped.inc(len(rows), tenant=tenant)
-        await send_acks(tenant, "skipped", rows, reason)
-    # repeats ride with their sends' clicks, so their acks follow the writes of the clicks before them
-    await send_click_events(tenant, events, repeats)
+        pending += await send_acks(tenant, "skipped", rows, reason)
     if events:
+        pending += await send_click_events(tenant, events)
         metrics.events_ingested.inc(sum(map(len, events.values())), tenant=tenant)
-        await request(send_requests, tenant, "send", [send.rpartition("*")[2] for send in events], acks={
+        pending += await request(send_requests, tenant, "send", [send.rpartition("*")[2] for send in events], acks={
             send.rpartition("*")[2]: sorted({event.ack for event in send_events})
             for send, send_events in events.items()})
-        await request(subscriber_requests, tenant, "subscriber",
-                      {event.subscriber.rpartition("*")[2] for send_events in events.values() for event in send_events})
+        pending += await request(subscriber_requests, tenant, "subscriber", {
+            event.subscriber.rpartition("*")[2] for send_events in events.values() for event in send_events})
+    # only once Kafka has the rows' events, acks and dead letters do they count as handled: a worker that dies
+    # before then leaves no seen-rows entry, so the record, read again, is handled again from the start
+    await asyncio.gather(*pending)
+    seen_rows.record(handled, now)

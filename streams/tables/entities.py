@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
-from faust.types import TP, TableT
+from faust.types import TP, RecordMetadata, TableT
 
 from streams import metrics
 from streams.app import app, settings
@@ -41,6 +41,8 @@ from streams.topics import (
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
+Pending = list[Awaitable[RecordMetadata]]
+"""Futures of records sent to Kafka: awaited, they say Kafka has them."""
 
 
 def _table(name: str, partitions: int | None = None) -> TableT:
@@ -55,16 +57,18 @@ send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement c
 
 
 async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
-                  acks: dict[str, list[str]] | None = None, attempt: int = 0, refetch: bool = False) -> None:
-    """Send one request per partition for ``ids``, routed where their entity keys live."""
+                  acks: dict[str, list[str]] | None = None, attempt: int = 0,
+                  refetch: bool = False) -> list[Awaitable[RecordMetadata]]:
+    """Send one request per partition for ``ids``, routed where their entity keys live; await the returned
+    futures to know Kafka has them."""
     by_partition: dict[int, list[str]] = defaultdict(list)
     partitions = topic.partitions or settings.topic_partitions
     for ident in {str(i) for i in ids}:
         by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
-    for partition, chunk in by_partition.items():
-        await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
-                         value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt,
-                                             refetch=refetch))
+    return [await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
+                             value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt,
+                                                 refetch=refetch))
+            for partition, chunk in by_partition.items()]
 
 
 class Resolver:
@@ -116,36 +120,43 @@ class Resolver:
         retrieved_at = time.time()
         found = {str(record.id): record for record in records}
         metrics.entities_fetched.inc(len(found), kind=self.kind)
-        snapshots = []
-        for record in found.values():
-            key = entity(tenant, self.kind, record.id)
-            self._forget_retry(key)
-            snapshots.append(EntitySnapshot(entity=key, tenant=tenant, kind=self.kind, data=snapshot_data(record),
-                                            retrieved_at=retrieved_at))
-        await self.publish(snapshots)
-        await self.after_fetch(tenant, list(found.values()))
+        snapshots = [EntitySnapshot(entity=entity(tenant, self.kind, record.id), tenant=tenant, kind=self.kind,
+                                    data=snapshot_data(record), retrieved_at=retrieved_at)
+                     for record in found.values()]
+        entries, pending = await self.publish(snapshots)
+        pending += await self.after_fetch(tenant, list(found.values()))
+        # the table learns of the snapshots only once Kafka has what they produce: a worker that dies before
+        # then leaves them missing from the table, so the request, read again, fetches them again
+        await asyncio.gather(*pending)
+        for key, entry in entries.items():
+            self.table[key] = entry
+        for snapshot in snapshots:
+            self._forget_retry(snapshot.entity)
         if missing := [ident for ident in ids if ident not in found]:
             await self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID",
                              final=attempt + 1 >= settings.entity_fetch_attempts)
 
-    async def publish(self, snapshots: list[EntitySnapshot]) -> None:
-        for snapshot in snapshots:
-            self.table[snapshot.entity] = snapshot
-        await publish_snapshots(snapshots)
+    async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
+        """Put fetched snapshots on ``entity-changes``; return the table entries to store once Kafka has them
+        (by entity), and the futures that say so."""
+        return {snapshot.entity: snapshot for snapshot in snapshots}, await publish_snapshots(snapshots)
 
-    async def after_fetch(self, tenant: str, records: list[Any]) -> None:
-        """Hook: request the entities these records refer to."""
+    async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
+        """Hook: request the entities these records refer to; returns the requests' futures."""
+        return []
 
     async def retry(self, tenant: str, ids: list[str], attempt: int, reason: str, *, final: bool) -> None:
         """Ask again later with backoff (doubling, at most a minute). When ``final``, dead-letter each id and
         ask once more only after the refresh period, with its last attempt: until then, requests for it
         (every new click on an unknown send) are not fetched again (SPEC 6.3)."""
         now = time.time()
-        for ident in ids:
-            key = entity(tenant, self.kind, ident)
+        keys = [entity(tenant, self.kind, ident) for ident in ids]
+        if final:  # the dead letters are in Kafka before the table says they were written
+            await asyncio.gather(*[await send_dead_letter(key, DeadLetterStage(f"resolve-{self.kind}"),
+                                                          f"{reason} (after {attempt + 1} attempts)", tenant,
+                                                          {"entity": key}) for key in keys])
+        for ident, key in zip(ids, keys, strict=True):
             if final:
-                await send_dead_letter(key, DeadLetterStage(f"resolve-{self.kind}"),
-                                       f"{reason} (after {attempt + 1} attempts)", tenant, {"entity": key})
                 self._requeued.pop(key, None)
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": settings.entity_fetch_attempts - 1,
                                      "due": now + settings.refresh_seconds}
@@ -186,31 +197,32 @@ class SendResolver(Resolver):
         for req in requests:
             for ident, ack_codes in (req.acks or {}).items():
                 codes[entity(req.tenant, "send", ident)].update(ack_codes)
-        now, republish = time.time(), []
+        now, republish, learned = time.time(), [], {}
         for key, seen in codes.items():
             known = self.ack_codes(key)
             if new := seen - set(known):
-                send_acks_table[key] = acks = sorted(set(known) | new)
+                learned[key] = acks = sorted(set(known) | new)
                 snapshot = self.table.get(key)
                 if snapshot is not None and not self.stale(key, now):
                     republish.append(snapshot.derive(acks=acks))
-        await publish_snapshots(republish)
+        await asyncio.gather(*await publish_snapshots(republish))  # in Kafka before the codes count as known
+        for key, acks in learned.items():
+            send_acks_table[key] = acks
 
     @staticmethod
     def ack_codes(key: str) -> list[str]:
         return send_acks_table.get(key) or []
 
-    async def publish(self, snapshots: list[EntitySnapshot]) -> None:
-        await super().publish([snapshot.derive(acks=self.ack_codes(snapshot.entity)) for snapshot in snapshots])
+    async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
+        return await super().publish([snapshot.derive(acks=self.ack_codes(snapshot.entity)) for snapshot in snapshots])
 
-    async def after_fetch(self, tenant: str, records: list[Any]) -> None:
-        await request(email_requests, tenant, "email", {r.email_id for r in records if r.email_id})
+    async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
+        return await request(email_requests, tenant, "email", {r.email_id for r in records if r.email_id})
 
 
 class EmailResolver(Resolver):
-    async def after_fetch(self, tenant: str, records: list[Any]) -> None:
-        folders = {r.category_id for r in records if r.category_id}
-        await request(category_requests, tenant, "category", folders)
+    async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
+        return await request(category_requests, tenant, "category", {r.category_id for r in records if r.category_id})
 
 
 class CategoryResolver(Resolver):
@@ -235,31 +247,30 @@ class CategoryResolver(Resolver):
                     missing.add(str(parent))
         return missing
 
-    async def publish(self, snapshots: list[EntitySnapshot]) -> None:
-        for snapshot in snapshots:
-            self.table[snapshot.entity] = snapshot
-        # a folder is published once its path is complete, and republishing a parent completes children
-        await publish_snapshots([ready for tenant in {s.tenant for s in snapshots} for ready in self._complete(tenant)])
-
-    def _complete(self, tenant: str) -> list[EntitySnapshot]:
+    async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
+        """A folder is published once its path is complete, and a new parent completes its children: the
+        entries returned are the fetched folders and every folder completed, with its path."""
+        entries = {snapshot.entity: snapshot for snapshot in snapshots}
+        tenants = {snapshot.tenant for snapshot in snapshots}
+        pathless = {key: snapshot for key, snapshot in self.table.items()
+                    if snapshot.tenant in tenants and "path" not in snapshot.data}
         ready = []
-        for key, snapshot in list(self.table.items()):
-            if snapshot.tenant != tenant or "path" in snapshot.data:
-                continue
-            path = self._path(snapshot)
+        for key, snapshot in {**pathless, **entries}.items():
+            path = self._path(snapshot, entries)
             if path is not None:
-                done = snapshot.derive(data={**snapshot.data, "path": path})
-                self.table[key] = done
-                ready.append(done)
-        return ready
+                entries[key] = snapshot.derive(data={**snapshot.data, "path": path})
+                ready.append(entries[key])
+        return entries, await publish_snapshots(ready)
 
-    def _path(self, snapshot: EntitySnapshot) -> list[str] | None:
+    def _path(self, snapshot: EntitySnapshot, fetched: dict[str, EntitySnapshot]) -> list[str] | None:
+        """The names from the root down to the folder, from ``fetched`` and the table; None while a parent is
+        unknown (or the parents loop)."""
         names = [snapshot.data["name"]]
         seen = {snapshot.entity}
         parent = snapshot.data.get("parent_id")
         while parent:
             parent_key = entity(snapshot.tenant, "category", parent)
-            parent_snapshot = self.table.get(parent_key)
+            parent_snapshot = fetched.get(parent_key) or self.table.get(parent_key)
             if parent_snapshot is None or parent_key in seen:
                 return None
             seen.add(parent_key)

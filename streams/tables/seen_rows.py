@@ -2,7 +2,10 @@
 
 Rows stay in the click-log DE until marked processed, so every poll reads them again; a repeat must not
 become a new click event. A repeat read more than ``reack_after_seconds`` after the row was handled (its
-mark was lost, or the DE was reset) is acknowledged again instead, so it is not read forever. A row SFMC
+mark was lost, or the DE was reset) is handled again, so it is not read forever: a click becomes its event
+again (written again, idempotently, before its ack), a skipped row is acked again. A record's rows are
+recorded only once Kafka has what handling them produced (``streams.agents.ingest``): an entry never stands
+for output a dying worker lost. A row SFMC
 refused to mark (10006) stays Ready for good but counts as processed (SPEC 2): the acker says so with a
 ``click-rows`` record of source ``refused``, and the row's later readings are dropped, never acked again.
 A row whose click document MongoDB refused was dead-lettered (stage ``write-clicks``) and is not processed:

@@ -146,12 +146,22 @@ def test_event_date_out_of_range() -> None:
 # the ingest agent's decision logic, with in-memory edges
 
 
-class FakeTopic:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
+def delivery(futures: list[asyncio.Future[None]]) -> asyncio.Future[None]:
+    """A send's future, as Kafka's producer gives it: done a loop turn later (noted in ``futures``)."""
+    future = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(future.set_result, None)
+    futures.append(future)
+    return future
 
-    async def send(self, key: str, value: Any, **_: Any) -> None:
+
+class FakeTopic:
+    def __init__(self, futures: list[asyncio.Future[None]]) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        self.futures = futures
+
+    async def send(self, key: str, value: Any, **_: Any) -> asyncio.Future[None]:
         self.sent.append((key, value))
+        return delivery(self.futures)
 
 
 @pytest.fixture
@@ -160,19 +170,30 @@ def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     from streams.agents import ingest
 
     seen: dict[str, list[Any]] = {}
-    edges = SimpleNamespace(acks=FakeTopic(), click_events=FakeTopic(), dead=[], requests=[], seen=seen)
+    sent: list[asyncio.Future[None]] = []  # every send's delivery future
+    edges = SimpleNamespace(acks=FakeTopic(sent), click_events=FakeTopic(sent), dead=[], requests=[], seen=seen,
+                            sent=sent)
 
-    async def dead_letter(key: str, stage: str, reason: str, tenant: str, source: dict[str, Any]) -> None:
+    async def dead_letter(key: str, stage: str, reason: str, tenant: str,
+                          source: dict[str, Any]) -> asyncio.Future[None]:
         edges.dead.append({"key": key, "stage": stage, "reason": reason, "tenant": tenant, "source": source})
+        return delivery(sent)
 
-    async def request(topic: Any, tenant: str, kind: str, ids: Any, **_: Any) -> None:
+    async def request(topic: Any, tenant: str, kind: str, ids: Any, **_: Any) -> list[asyncio.Future[None]]:
         edges.requests.append((kind, sorted(ids)))
+        return [delivery(sent)]
+
+    def record(handled: dict[str, Any], at: float) -> None:
+        # a row counts as handled only once Kafka has what handling it produced (else a worker dying in
+        # between would leave an entry that suppresses the lost output when the record is read again)
+        assert all(future.done() for future in sent), "rows recorded as handled before Kafka had their output"
+        seen.update({key: [int(outcome), at] for key, outcome in handled.items()})
 
     from streams.tables import seen_rows as real
 
     fake_seen = SimpleNamespace(
         lookup=lambda key, now: (real.Outcome(seen[key][0]), seen[key][1]) if key in seen else None,
-        record=lambda handled, at: seen.update({key: [int(outcome), at] for key, outcome in handled.items()}),
+        record=record,
     )
     fake_settings = SimpleNamespace(unit=lambda tenant: SimpleNamespace(skip_job_ids=SKIP), reack_after_seconds=300)
     monkeypatch.setattr(ingest, "seen_rows", fake_seen)
@@ -188,6 +209,7 @@ def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 def _reset(edges: SimpleNamespace) -> None:
     edges.acks.sent.clear()
     edges.click_events.sent.clear()
+    edges.sent.clear()
     edges.dead.clear()
     edges.requests.clear()
     edges.seen.clear()
@@ -217,7 +239,6 @@ def test_ingest_accounts_for_every_row(ingest_edges: SimpleNamespace, batch: lis
     for _key, value in edges.click_events.sent:
         for _send, event in value.clicks():
             events[keyed(event.keys)] += 1
-        assert not value.repeats
     skipped: dict[tuple[str, ...], int] = defaultdict(int)
     for _key, value in edges.acks.sent:
         assert value.status == "skipped" and value.reason
@@ -238,7 +259,7 @@ def test_ingest_accounts_for_every_row(ingest_edges: SimpleNamespace, batch: lis
 def test_refused_rows_are_dropped_not_acked_again(ingest_edges: SimpleNamespace) -> None:
     """Issue 14.5: once the acker reports a row refused (10006: a ``refused`` record of its keys), its later
     readings make no event and no ack, even past the reack period, and are counted; another row of the same
-    send is acked again as before."""
+    send becomes its click again."""
     from streams import metrics
     from streams.tables.seen_rows import REFUSED_SOURCE
 
@@ -257,6 +278,32 @@ def test_refused_rows_are_dropped_not_acked_again(ingest_edges: SimpleNamespace)
     dropped = metrics.refused_rows_dropped.value(tenant=TENANT)
     asyncio.run(edges.ingest_rows(ClickRows(tenant=TENANT, rows=[refused, other], read_at=0.0)))
     [(_, again)] = edges.click_events.sent
-    assert (list(again.clicks()), again.repeats) == ([], [row_keys(other)])
+    assert [event.keys for _, event in again.clicks()] == [row_keys(other)] and not again.repeats
     assert not edges.acks.sent and not edges.dead
     assert metrics.refused_rows_dropped.by("tenant")[TENANT] == dropped + 1
+
+
+def test_a_click_read_again_after_the_reack_period_is_written_again(ingest_edges: SimpleNamespace) -> None:
+    """A row read again within the reack period is a repeat (nothing sent); past it (its mark was lost, or the
+    worker that handled it died before its click was written) it becomes its click event again, the same
+    event, never a bare ack: its ack then follows a write of its click. A skipped row is acked again."""
+    edges = ingest_edges
+    _reset(edges)
+    click, skipped = ({"ID": ident, "JobID": "607105", "SubscriberID": "70257389", "EventDate": "9/7/2020 7:31:04 AM",
+                       "IsUnique": "True", "ListID": "12", "IsBot_v3": "False", "LinkContent": link}
+                      for ident, link in (("c1", "https://x.io/?lt.lidack=" + "a" * 24 + "~ack"), ("s1", "no link")))
+    record = ClickRows(tenant=TENANT, rows=[click, skipped], read_at=0.0)
+    asyncio.run(edges.ingest_rows(record))
+    first = [event for _, value in edges.click_events.sent for _, event in value.clicks()]
+    assert [event.row_id for event in first] == ["c1"] and len(edges.dead) == 1
+    edges.click_events.sent.clear()
+    edges.acks.sent.clear()
+    asyncio.run(edges.ingest_rows(record))  # within the reack period: a repeat
+    assert not edges.click_events.sent and not edges.acks.sent
+    for seen in edges.seen.values():
+        seen[1] -= 1000  # handled longer ago than the reack period
+    asyncio.run(edges.ingest_rows(record))
+    again = [event for _, value in edges.click_events.sent for _, event in value.clicks()]
+    assert again == first and not any(value.repeats for _, value in edges.click_events.sent)
+    assert [(value.status, value.rows) for _, value in edges.acks.sent] == [("skipped", [row_keys(skipped)])]
+    assert len(edges.dead) == 1  # a row without a link is dead-lettered once, not with every reading
