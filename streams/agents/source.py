@@ -17,7 +17,7 @@ from streams.app import app, settings
 from streams.marketing_cloud import MarketingCloudError, parse_de_date
 from streams.resources import marketing_cloud
 from streams.settings import BusinessUnit
-from streams.tables.seen_rows import row_key
+from streams.tables.seen_rows import RowIndex, row_key
 from streams.topics import append_click_rows
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ class PollState:
     flight again. Most polls therefore read only back to ``poll_overlap_seconds`` before the newest click
     seen; a sweep over the whole lookback runs every ``reack_after_seconds`` (and first) to find rows that
     arrived late or whose mark was lost. Rows appended within ``reack_after_seconds`` are not appended again
-    (the seen-rows table catches what gets past this, on any worker)."""
+    (the seen-rows table catches what gets past this, on any worker); at most ``seen_rows_index_size`` of
+    them are remembered."""
 
     def __init__(self, tenant: str) -> None:
         self.tenant = tenant
-        self.appended: dict[str, float] = {}
+        self.appended = RowIndex(settings.seen_rows_index_size)
         self.newest: datetime | None = None
         self.last_sweep = -math.inf
 
@@ -45,17 +46,19 @@ class PollState:
         floor = datetime.fromtimestamp(now - settings.lookback_seconds, UTC)
         if self.newest is None or now - self.last_sweep >= settings.reack_after_seconds:
             self.last_sweep = now
-            self.appended = {k: t for k, t in self.appended.items() if now - t < settings.reack_after_seconds}
+            self.appended.forget_until(now - settings.reack_after_seconds)
             return floor
         return max(floor, self.newest - timedelta(seconds=settings.poll_overlap_seconds))
 
     def new(self, rows: list[dict[str, str]], now: float) -> list[dict[str, str]]:
         """The rows not appended lately; notes the newest click time."""
         fresh = []
+        appended = self.appended
         for row in rows:
             key = row_key(self.tenant, row)
-            if now - self.appended.get(key, -math.inf) >= settings.reack_after_seconds:
-                self.appended[key] = now
+            seen = appended.get(key)
+            if seen is None or now - seen[1] >= settings.reack_after_seconds:
+                appended.put(key, 0, now)
                 fresh.append(row)
             with contextlib.suppress(ValueError):
                 clicked = parse_de_date(row.get("EventDate") or "")

@@ -16,8 +16,10 @@ rows' are, until ``leads-sync replay-dead-letters`` writes the click. A row is r
 The table holds one entry per ``click-rows`` record (its rows' outcomes), written while handling the record
 (one record at a time, on the partition of the rows' sends), so a row's repeats find it and the
 changelog carries one record per ``click-rows`` record, not one per row. Lookups go through an index by row,
-rebuilt from the table after each recovery. The changelog expires by time (``cleanup.policy=delete``);
-each worker drops expired entries from memory.
+rebuilt from the table after each recovery (``RowIndex``: about 120 bytes a row, at most
+``seen_rows_index_size`` rows, the oldest forgotten first; a forgotten row read again is handled again, which
+writes its click again, idempotently, or dead-letters a bad row again). The changelog expires by time
+(``cleanup.policy=delete``); each worker drops expired entries from memory.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
+from itertools import islice
 from typing import Any
 
 import faust
@@ -50,6 +53,43 @@ class Outcome(IntEnum):
     REFUSED = 4
 
 
+class RowIndex:
+    """Row key → ``(outcome, epoch seconds)`` for at most ``capacity`` rows, the latest written kept and the
+    oldest forgotten first. A key is held by its ``hash()`` (this process's; the index lives in one process)
+    and the pair packed in one int (milliseconds, 3 bits of outcome): about 120 bytes a row, a third of a
+    ``str`` key and a tuple. Two keys of one hash (odds about rows² / 2⁶⁴) would share an entry."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._rows: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: str) -> tuple[int, float] | None:
+        """``(outcome, at)`` of the row, or None when it is not remembered."""
+        packed = self._rows.get(hash(key))
+        return None if packed is None else (packed & 7, (packed >> 3) / 1000)
+
+    def put(self, key: str, outcome: int, at: float) -> None:
+        """Remember the row's outcome (0-7) at ``at`` (epoch seconds); past the capacity by a tenth, forget
+        the oldest down to it (in one pass, so the cost per row stays constant)."""
+        rows = self._rows
+        code = hash(key)
+        rows.pop(code, None)  # a row written again becomes the newest
+        rows[code] = int(at * 1000) << 3 | outcome
+        if len(rows) > self.capacity + self.capacity // 10:
+            self._rows = dict(islice(rows.items(), len(rows) - self.capacity, None))
+
+    def forget_until(self, at: float) -> None:
+        """Forget the rows written at or before ``at`` (epoch seconds)."""
+        cutoff = int(at * 1000) << 3 | 7
+        self._rows = {code: packed for code, packed in self._rows.items() if packed > cutoff}
+
+    def clear(self) -> None:
+        self._rows = {}
+
+
 SETTLED: dict[str, Outcome] = {REFUSED_SOURCE: Outcome.REFUSED, UNWRITTEN_SOURCE: Outcome.BAD}
 """The outcome of the rows of a ``click-rows`` record of each settling source."""
 
@@ -62,10 +102,11 @@ class SeenRows(faust.Table):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._index: dict[str, tuple[int, float]] = {}
+        self._index = RowIndex(settings.seen_rows_index_size)
 
     def lookup(self, key: str, now: float) -> tuple[Outcome, float] | None:
-        """What became of the row and when, if it was handled within the TTL."""
+        """What became of the row and when (epoch seconds), if it was handled within the TTL and is still
+        in the index."""
         found = self._index.get(key)
         if found is None or now - found[1] >= TTL:
             return None
@@ -83,9 +124,9 @@ class SeenRows(faust.Table):
         self._add(handled.items(), at)
 
     def _add(self, outcomes: Iterable[tuple[str, int]], at: float) -> None:
-        index = self._index
+        put = self._index.put
         for key, outcome in outcomes:
-            index[key] = (int(outcome), at)
+            put(key, outcome, at)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         await super().on_recovery_completed(active_tps, standby_tps)
@@ -98,7 +139,7 @@ class SeenRows(faust.Table):
         old = [key for key, entry in self.data.items() if now - entry["at"] >= TTL]
         for key in old:
             del self.data[key]
-        self._index = {key: seen for key, seen in self._index.items() if now - seen[1] < TTL}
+        self._index.forget_until(now - TTL)
 
 
 seen_rows = SeenRows(

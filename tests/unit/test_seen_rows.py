@@ -1,7 +1,7 @@
 """The seen-rows table's index: lookups within the TTL, the latest handling wins after recovery, expiry."""
 
 from streams.app import app
-from streams.tables.seen_rows import TTL, Outcome, SeenRows
+from streams.tables.seen_rows import TTL, Outcome, RowIndex, SeenRows
 
 
 def table() -> SeenRows:
@@ -37,3 +37,24 @@ async def test_expire_forgets_old_records_and_rows() -> None:
     assert list(seen.data.keys()) == ["0:2"]
     assert seen.lookup("ien:old", 1000.0) is None  # gone from the index, not only past its TTL
     assert seen.lookup("ien:new", 5001.0) == (Outcome.EVENT, 5000.0)
+
+
+def test_row_index_keeps_the_newest_rows_up_to_its_capacity() -> None:
+    index = RowIndex(capacity=100)
+    for i in range(110):
+        index.put(f"ien:{i}", int(Outcome.EVENT), 1000.0 + i)
+    index.put("ien:0", int(Outcome.REFUSED), 2000.25)  # written again: the newest now
+    assert len(index) == 110 and index.get("ien:0") == (Outcome.REFUSED, 2000.25)
+    index.put("ien:110", int(Outcome.SKIPPED), 2001.0)  # past the capacity by a tenth: back to it
+    assert len(index) == 100
+    assert [i for i in range(111) if index.get(f"ien:{i}") is None] == list(range(1, 12))
+    assert index.get("ien:12") == (Outcome.EVENT, 1012.0) and index.get("ien:110") == (Outcome.SKIPPED, 2001.0)
+    index.forget_until(1109.0)
+    assert {i for i in range(111) if index.get(f"ien:{i}")} == {0, 110}
+
+
+def test_lookup_misses_a_row_the_index_forgot() -> None:
+    seen = table()
+    seen._index = RowIndex(capacity=10)
+    seen._add([(f"ien:{i}", Outcome.EVENT) for i in range(12)], at=1000.0)
+    assert seen.lookup("ien:0", 1001.0) is None and seen.lookup("ien:11", 1001.0) == (Outcome.EVENT, 1000.0)
