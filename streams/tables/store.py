@@ -9,14 +9,19 @@ from batches (``streams.batches``), where no event is current; the Kinesis check
 store puts a key where its changelog record goes: a keyed table's partition for the key, partition 0 of a
 one-partition table, else the current event's partition; reads of the first two go to that one database.
 
-RocksDB's memory is bounded per partition database (``OPTIONS``: memtables and block cache), instead of
-faust's defaults of 3 x 64 MB memtables and a 2 GB block cache per database.
+RocksDB's memory is bounded for the whole process, however many partition databases it opens (a worker
+opens one per table partition it holds, active or standby: 30 to 50 with 4 partitions): every database
+charges its memtables to one write buffer manager (``WRITE_BUFFER_BYTES``) and reads through one block
+cache (``BLOCK_CACHE_BYTES``), as RocksDB advises for many databases in one process, instead of faust's
+defaults of 3 x 64 MB memtables and a 2 GB block cache per database.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import rocksdict
+from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import current_event
 
@@ -25,16 +30,41 @@ from streams.tables.keyed import KeyedTable
 OPTIONS: dict[str, Any] = {
     "write_buffer_size": 4 * 1024**2,
     "max_write_buffer_number": 2,
-    "block_cache_size": 4 * 1024**2,
 }
-"""RocksDB options of each partition database (a table's own ``options`` win): at most ~12 MB of memory each."""
+"""RocksDB options of each partition database (a table's own ``options`` win)."""
+WRITE_BUFFER_BYTES = 64 * 1024**2
+"""Memtables of all the process's partition databases together."""
+BLOCK_CACHE_BYTES = 32 * 1024**2
+"""The block cache all the process's partition databases share."""
+
+_write_buffers = rocksdict.WriteBufferManager(WRITE_BUFFER_BYTES, False)
+_block_cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
+
+
+class SharedMemoryOptions(RocksDBOptions):
+    """faust's options of a partition database (rocksdict driver), its memtables and block cache taken from
+    the process's shared budgets."""
+
+    def as_options(self) -> rocksdict.Options:
+        options: rocksdict.Options = super().as_options()
+        options.set_write_buffer_manager(_write_buffers)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        table.set_block_cache(_block_cache)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        return options
 
 
 class Store(RocksDBStore):
-    """faust's RocksDB store with each key in the database of its changelog partition."""
+    """faust's RocksDB store with each key in the database of its changelog partition, on the shared memory
+    budgets."""
 
     def __init__(self, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, options={**OPTIONS, **(options or {})}, **kwargs)
+        if not self.use_rocksdict:
+            raise RuntimeError("the tables' RocksDB store needs the rocksdict driver (pip install rocksdict)")
+        self.rocksdb_options = SharedMemoryOptions(**(self.options or {}), use_rocksdict=True)
 
     def _key_partition(self, key: bytes) -> int | None:
         """The partition of ``key`` where the table alone decides it: a keyed table's partition for the key,
