@@ -207,6 +207,14 @@ def finish(stage: Stage, client: MongoClient, timeout: float = 180) -> None:
     collect(run, client[run.database])
 
 
+def fetched_again(stage: Stage) -> dict[str, list[float]]:
+    """The entities the emulator returned more than once (``{type}*{id}`` → when, epoch seconds)."""
+    reply = httpx.get(f"{stage.url}_emulator/returns")
+    reply.raise_for_status()
+    returns: dict[str, list[float]] = reply.json().get(stage.unit["client_id"], {})
+    return {key: times for key, times in returns.items() if len(times) > 1}
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` in Prometheus text whose labels include ``labels`` (0 if none)."""
     total = 0.0

@@ -73,6 +73,7 @@ class Emulator:
         app.router.add_get("/_emulator/config", self._get_config)
         app.router.add_post("/_emulator/config", self._set_config)
         app.router.add_get("/_emulator/counts", self._get_counts)
+        app.router.add_get("/_emulator/returns", self._get_returns)
         app.router.add_post("/_emulator/reset-counts", self._reset_counts)
         app.router.add_post("/_emulator/expire-tokens", self._expire_tokens)
         app.router.add_get("/_emulator/rows", self._rows)
@@ -226,7 +227,11 @@ class Emulator:
 
     def _page(self, request_id: str, pending: _Pending) -> bytes:
         page, rest = pending.records[: pending.page_size], pending.records[pending.page_size :]
-        self.counts.add(pending.unit.client_id, f"returned:{pending.object_type.split('[', 1)[0]}", len(page))
+        kind = pending.object_type.split("[", 1)[0]
+        if kind == "DataExtensionObject":  # rows, not entities: counted only
+            self.counts.add(pending.unit.client_id, f"returned:{kind}", len(page))
+        else:
+            self.counts.returned(pending.unit.client_id, kind, (str(record["ID"]) for record in page))
         status = "OK"
         if rest:
             status = "MoreDataAvailable"
@@ -275,8 +280,9 @@ class Emulator:
         wanted = {str(v) for v in (value if isinstance(value, list) else [value])}
         matches = [e for e in unit.objects["Email"] if e.get("content_builder") and str(e.get("ID")) in wanted]
         start = (page - 1) * page_size
-        items = [self._asset(unit, email) for email in matches[start : start + page_size]]
-        self.counts.add(unit.client_id, "returned:asset", len(items))
+        emails = matches[start : start + page_size]
+        items = [self._asset(unit, email) for email in emails]
+        self.counts.returned(unit.client_id, "asset", (str(email["ID"]) for email in emails))
         return _json({"count": len(matches), "page": page, "pageSize": page_size, "links": {}, "items": items})
 
     def _asset(self, unit: Unit, email: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +350,9 @@ class Emulator:
 
     async def _get_counts(self, request: web.Request) -> web.Response:
         return _json(self.counts.to_json())
+
+    async def _get_returns(self, request: web.Request) -> web.Response:
+        return _json(self.counts.returned_at)
 
     async def _reset_counts(self, request: web.Request) -> web.Response:
         self.counts.reset()

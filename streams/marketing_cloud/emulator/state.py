@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,20 +103,31 @@ class Unit:
 
 
 class Counts:
-    """Call counts by type, per business unit (client id) and in total."""
+    """Call counts by type, per business unit (client id) and in total; and when each entity was returned."""
 
     def __init__(self) -> None:
         self.units: dict[str, Counter[str]] = {}
         self.total: Counter[str] = Counter()
+        self.returned_at: dict[str, dict[str, list[float]]] = {}
+        """Per client id: ``{type}*{id}`` → the times (epoch seconds) a reply carried that entity."""
 
     def add(self, client_id: str | None, kind: str, n: int = 1) -> None:
         self.total[kind] += n
         if client_id is not None:
             self.units.setdefault(client_id, Counter())[kind] += n
 
+    def returned(self, client_id: str, kind: str, ids: Iterable[str]) -> None:
+        """Count the entities of type ``kind`` one reply returned (``returned:{kind}``) and note when."""
+        now, times, count = time.time(), self.returned_at.setdefault(client_id, {}), 0
+        for ident in ids:
+            times.setdefault(f"{kind}*{ident}", []).append(now)
+            count += 1
+        self.add(client_id, f"returned:{kind}", count)
+
     def reset(self) -> None:
         self.units.clear()
         self.total.clear()
+        self.returned_at.clear()
 
     def to_json(self) -> dict[str, Any]:
         return {"total": dict(self.total), "units": {cid: dict(c) for cid, c in self.units.items()}}
