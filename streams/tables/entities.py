@@ -2,8 +2,10 @@
 
 A resolver takes the requests gathered over a short window, keeps the ids whose table entry is missing
 or older than the refresh period, fetches them with ``IN`` requests of up to ``in_batch_size`` ids per
-business unit (concurrently; the client limits calls per BU), stores each snapshot in its table,
-publishes the fetched snapshots on ``entity-changes`` (one record per fetch) and requests what they refer to.
+business unit (concurrently; the client limits calls per BU), publishes the fetched snapshots on
+``entity-changes`` (one record per fetch), requests what they refer to and, once Kafka has both, stores each
+snapshot in its table: a worker that dies before then leaves no entry that would stop the request, read again,
+from producing them again.
 Ids SFMC does not return are retried with backoff, then dead-lettered and asked again only after the refresh
 period (not with every click on them); while SFMC itself fails they are retried until it answers. Pending
 retries live in a table, so restarts keep them; they never hold up other keys.
@@ -58,7 +60,7 @@ send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement c
 
 async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
                   acks: dict[str, list[str]] | None = None, attempt: int = 0,
-                  refetch: bool = False) -> list[Awaitable[RecordMetadata]]:
+                  refetch: bool = False) -> Pending:
     """Send one request per partition for ``ids``, routed where their entity keys live; await the returned
     futures to know Kafka has them."""
     by_partition: dict[int, list[str]] = defaultdict(list)
