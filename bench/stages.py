@@ -22,7 +22,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("resolvers", ("streams/agents/entities.py", "streams/tables/entities.py")),
     ("clicks sink", ("streams/agents/clicks_sink.py",)),
     ("models sink", ("streams/agents/models_sink.py",)),
-    ("acker / marking", ("streams/agents/acker.py", "streams/agents/sqs_acks.py")),
+    ("acker / marking", ("streams/agents/acker.py", "streams/agents/sqs_acks.py", "streams/marking.py")),
 )
 FAUST = "faust/Kafka"
 OTHER = "other (timers, web, metrics)"

@@ -2,8 +2,8 @@
 
 The acker then publishes acknowledged rows to that queue instead of calling SFMC (``publish_acks``),
 and ``leads-sync mark-from-queue`` consumes the queue and marks the rows processed in SFMC with the
-acker's own marking (50 rows a rowset call, the 10006 fallback to ``processed-events``), deleting each
-message only after its rows are marked. Message format: docs/edges.md.
+acker's own marking (``streams.marking``: 50 rows a rowset call, the 10006 fallback to ``processed-events``),
+deleting each message only after its rows are marked. Message format: docs/edges.md.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from faust.cli import option
 
-from streams.agents.acker import dead_letter_ack, mark_in_sfmc, primary_key
 from streams.app import app, settings
 from streams.aws import AwsClients, delete_messages, keep_visible, queue_url, send_messages
 from streams.bridge import aws, dead_letters, tenants
 from streams.edges import ack_messages, parse_ack_message, parse_all
+from streams.marking import dead_letter_ack, mark_in_sfmc, primary_key
 from streams.models import AckBatch, DeadLetterStage
 from streams.resources import marketing_cloud, mongo
 from streams.retry import until_done

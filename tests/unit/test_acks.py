@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.agents import acker, sqs_acks
+from streams import marking
+from streams.agents import sqs_acks
 from streams.models import AckBatch, DeadLetterStage
 from streams.replay import Requeue
 
@@ -29,8 +30,8 @@ def test_ack_bodies_keep_rows_that_share_an_id() -> None:
 
 
 def test_primary_key_names_every_key_field() -> None:
-    assert acker.primary_key(ROW) != acker.primary_key(TWIN)
-    assert acker.primary_key({**ROW, "LinkContent": "x"}) == acker.primary_key(ROW)
+    assert marking.primary_key(ROW) != marking.primary_key(TWIN)
+    assert marking.primary_key({**ROW, "LinkContent": "x"}) == marking.primary_key(ROW)
 
 
 async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +57,7 @@ async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks(monkeypat
 
     monkeypatch.setattr(sqs_acks, "aws", Clients())
     monkeypatch.setattr(sqs_acks, "queue_url", queue_url)
-    monkeypatch.setattr(acker, "send_dead_letter", send_dead_letter)
+    monkeypatch.setattr(marking, "send_dead_letter", send_dead_letter)
     await sqs_acks.publish_acks([AckBatch(tenant="ien", status="processed", rows=[ROW, TWIN])])
     assert [(key, stage, tenant, source) for key, stage, _, tenant, source in letters] == [
         ("ien:2c0c", DeadLetterStage.ACK, "ien", {"keys": ROW}),
@@ -80,3 +81,59 @@ def test_requeue_reports_an_ack_letter_of_another_shape(monkeypatch: pytest.Monk
         "skipped": {"ack": {"its source is not the ack shape (KeyError: 'keys')": 1}},
     }
     assert requeue.acks == {"ien": [ROW, ROW]}
+
+
+async def test_marking_records_10006_rows_as_processed_and_dead_letters_other_refusals(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC 2: 120 rows go out 50 to a rowset call, each row once; a row SFMC refuses with 10006 is upserted into
+    ``processed-events`` and reported to ingest as refused (a ``refused`` click-rows record of its keys), a row
+    refused with another code is dead-lettered (stage ``ack``), and neither counts as marked."""
+    from streams import metrics
+    from streams.marketing_cloud import RowFailure
+    from streams.tables.seen_rows import REFUSED_SOURCE
+
+    rows = [{**ROW, "ID": f"r{i:03d}"} for i in range(120)]
+    refused, failed = rows[7], rows[60]
+    calls: list[list[dict[str, str]]] = []
+
+    class Client:
+        async def mark_processed(self, chunk: list[dict[str, str]]) -> list[RowFailure]:
+            calls.append(chunk)
+            return [RowFailure(keys, code, "no") for keys, code in ((refused, 10006), (failed, 10001))
+                    if keys in chunk]
+
+    upserts: list[tuple[str, list[Any]]] = []
+    appended: list[tuple[str, list[dict[str, str]], str]] = []
+    letters: list[tuple[Any, ...]] = []
+
+    async def bulk_upsert(collection: str, operations: list[Any]) -> dict[int, str]:
+        upserts.append((collection, operations))
+        return {}
+
+    async def append_click_rows(tenant: str, keys: list[dict[str, str]], *, read_at: float,
+                                source: str) -> list[Any]:
+        appended.append((tenant, list(keys), source))
+        return []
+
+    async def send_dead_letter(*letter: Any) -> asyncio.Future[None]:
+        letters.append(letter)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    monkeypatch.setattr(marking, "marketing_cloud", lambda tenant: Client())
+    monkeypatch.setattr(marking, "bulk_upsert", bulk_upsert)
+    monkeypatch.setattr(marking, "append_click_rows", append_click_rows)
+    monkeypatch.setattr(marking, "send_dead_letter", send_dead_letter)
+    marked = metrics.rows_marked.value(tenant="ien")
+    await marking.mark_in_sfmc([AckBatch(tenant="ien", status="processed", rows=rows[:80]),
+                                AckBatch(tenant="ien", status="processed", rows=rows[70:])])  # 10 rows twice
+    assert sorted(map(len, calls)) == [20, 50, 50]
+    assert sorted(row["ID"] for chunk in calls for row in chunk) == [row["ID"] for row in rows]
+    [(collection, operations)] = [upsert for upsert in upserts if upsert[1]]
+    assert collection == marking.PROCESSED_EVENTS and len(operations) == 1
+    assert operations[0]._filter == {"guid": refused["ID"]}
+    assert appended == [("ien", [refused], REFUSED_SOURCE)]
+    assert [(key, stage, source) for key, stage, _, _, source in letters] == [
+        (f"ien:{failed['ID']}", DeadLetterStage.ACK, {"keys": failed})]
+    assert metrics.rows_marked.value(tenant="ien") == marked + 118
