@@ -97,8 +97,15 @@ def test_ingress_acks_queue_and_mark_from_queue(tmp_path: Path, aws_endpoint_url
                     {"Id": str(i), "MessageBody": body.decode()} for i, body in enumerate(bodies[start : start + 10])])
             sqs.send_message_batch(QueueUrl=ingress, Entries=[
                 {"Id": str(i), "MessageBody": body} for i, body in enumerate(poison)])
+            def explain() -> str:
+                actual = actual_partition(db)
+                attributes = sqs.get_queue_attributes(QueueUrl=ingress, AttributeNames=["All"])["Attributes"]
+                return (f"{len(want - actual)} click documents missing, {len(actual - want)} unexpected; ingress "
+                        f"queue {attributes['ApproximateNumberOfMessages']} visible, "
+                        f"{attributes['ApproximateNumberOfMessagesNotVisible']} in flight")
+
             wait_until(lambda: actual_partition(db) == want and _queue_empty(sqs, ingress), 120,
-                       "every click counted and the ingress queue emptied", [worker])
+                       "every click counted and the ingress queue emptied", [worker], explain=explain)
             assert _repeated_guids(db) == []
             assert processed() == set(), "with an acks queue the worker does not call SFMC itself"
 

@@ -91,7 +91,9 @@ def emulator_rows(emulator_url: str, client_id: str) -> list[dict[str, str]]:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: list[Worker],
-               interval: float = 1.0) -> None:
+               interval: float = 1.0, explain: Callable[[], str] | None = None) -> None:
+    """Return once ``check()`` is true; raise ``AssertionError`` when a worker exits or ``timeout`` seconds
+    pass (the message then carries ``explain()``, what was seen, and the tail of each worker's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -100,7 +102,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: li
             if worker.process and worker.process.poll() is not None:
                 raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+    seen = explain() if explain is not None else ""
+    logs = "".join(f"\n--- {worker.log_path.name}:\n{worker.log()[-3000:]}" for worker in workers)
+    raise AssertionError(f"timed out waiting for {what}: {seen}{logs}")
 
 
 def emulator_counts(emulator_url: str) -> dict[str, Any]:
