@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from .stages import stage_table
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".stack" / "bench"
+GC_PROBE = Path(__file__).resolve().parent / "gc_probe"
 RESULTS = ROOT / "bench" / "results"
 KAFKA = "127.0.0.1:19092"
 MONGO = "mongodb://127.0.0.1:27018/?directConnection=true"
@@ -92,11 +94,15 @@ class EmulatorProcess:
 
 class WorkerProcess:
     """A worker subprocess (``module``: streams or bench.dry_worker) with its memory and CPU time sampled every
-    0.5 s; ``spy``: py-spy records its stacks there (``bench.stages``)."""
+    0.5 s; ``spy``: where py-spy records its stacks (``bench.stages``) from ``start_spy()`` on."""
 
     def __init__(self, env: dict[str, str], name: str, module: str = "streams", profile: Path | None = None,
-                 spy: Path | None = None) -> None:
+                 spy: Path | None = None, gc_log: Path | None = None) -> None:
         self.log_path = WORK / f"{name}-worker.log"
+        self.gc_log = gc_log
+        if gc_log is not None:  # bench/gc_probe: the worker notes the time its garbage collector took
+            env = {**env, "BENCH_GC_PROBE": str(gc_log),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(GC_PROBE), env.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", module, "worker", "-l", "warn"]
         if profile is not None:
             command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile),
@@ -108,10 +114,8 @@ class WorkerProcess:
         self.cpu_samples: list[tuple[float, float]] = []
         """(epoch seconds, CPU seconds used so far), every 0.5 s."""
         self.rss_samples: list[tuple[float, int]] = []
-        self.spy = None if spy is None else subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.process.pid), "--rate", "200",
-             "--format", "raw", "--nonblocking", "--output", str(spy)],
-            stdout=subprocess.DEVNULL, stderr=(WORK / f"{name}-py-spy.log").open("ab"))
+        self.spy_path, self.spy_log = spy, WORK / f"{name}-py-spy.log"
+        self.spy: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -137,6 +141,26 @@ class WorkerProcess:
             return min(self.cpu_samples, key=lambda sample: abs(sample[0] - moment))[1] if self.cpu_samples else 0.0
         return at(end) - at(start)
 
+    def start_spy(self) -> None:
+        """Start py-spy on the worker (once; only with ``spy``): the samples then cover what the worker does from
+        now on, not its start-up (imports, opening the table stores, recovery)."""
+        if self.spy_path is not None and self.spy is None:
+            self.spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.process.pid), "--rate",
+                 "200", "--format", "raw", "--nonblocking", "--output", str(self.spy_path)],
+                stdout=subprocess.DEVNULL, stderr=self.spy_log.open("ab"))
+
+    def gc_between(self, start: float, end: float) -> float | None:
+        """Seconds the worker's garbage collector took from ``start`` to ``end`` (epoch seconds; nearest notes),
+        or None without ``gc_log``."""
+        if self.gc_log is None or not self.gc_log.exists():
+            return None
+        notes = [tuple(map(float, line.split())) for line in self.gc_log.read_text().splitlines() if line.strip()]
+
+        def at(moment: float) -> float:
+            return min(notes, key=lambda note: abs(note[0] - moment))[1] if notes else 0.0
+        return at(end) - at(start)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -155,11 +179,13 @@ class WorkerProcess:
 
 
 def worker_env(dataset: dict[str, Any], emulator_url: str, database: str, prefix: str, poll_interval: float,
-               data_dir: Path, store: str | None = None) -> dict[str, str]:
-    """A bench worker's environment; ``store``: its ``LEADS_TABLE_STORE`` (the setting's default if None)."""
+               data_dir: Path, store: str | None = None, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A bench worker's environment; ``store``: its ``LEADS_TABLE_STORE`` (the setting's default if None);
+    ``settings``: more ``LEADS_*`` variables (``--setting``)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEADS_")}
     if store is not None:
         env["LEADS_TABLE_STORE"] = store
+    env.update(settings or {})
     env.update({
         "LEADS_BUSINESS_UNITS": json.dumps(business_units(dataset, emulator_url)),
         "LEADS_BROKER": f"kafka://{KAFKA}", "LEADS_MONGO_URL": MONGO, "LEADS_MONGO_DATABASE": database,
@@ -186,11 +212,13 @@ def drive_worker(emulator: EmulatorProcess, worker: WorkerProcess, expected: int
         if not worker.alive():
             raise RuntimeError(f"worker exited with {worker.process.returncode}; see {worker.log_path}")
         marks = emulator.get("_bench/marks")
+        if marks["first_poll"]:  # the window whose CPU is divided by stage starts
+            worker.start_spy()
         if marks["rows_marked"] != last:
             last, moved = marks["rows_marked"], time.monotonic()
         if marks["rows_marked"] >= expected or (last > 0 and time.monotonic() - moved > 30):
             break
-        time.sleep(1)
+        time.sleep(1 if marks["first_poll"] else 0.2)
     marks = emulator.get("_bench/marks")
     marks["timed_out"] = time.monotonic() - started >= timeout
     if marks["first_poll"] and marks["last_mark"]:
@@ -248,13 +276,18 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         emulator.post("_emulator/reset-counts")
         database = f"bench_live_{tag}"
         seed_acks(dataset, database)
-        env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data", args.store)
+        env = worker_env(dataset, emulator.url, database, tag, args.poll_interval, WORK / f"{tag}-data", args.store,
+                         args.setting)
         log(f"run {index}: live worker ({rows} rows, {expected} to be marked)")
         last = index == args.runs
         profile = WORK / f"{tag}-profile.txt" if args.profile and last else None
         spy = WORK / f"{tag}-py-spy.txt" if args.stages and last else None
-        live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile, spy=spy), expected,
-                        args.timeout)
+        gc_log = WORK / f"{tag}-gc.txt" if args.gc and last else None
+        live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile, spy=spy, gc_log=gc_log),
+                        expected, args.timeout)
+        if gc_log is not None:
+            log(f"worker garbage collection: {live.get('window_gc_s', 0):.2f} s of {live['window_cpu_s']:.2f} s CPU "
+                "from the first poll to the last mark")
         if spy is not None:
             live["stages"] = stage_table(spy, live["window_cpu_s"], live.get("rows_marked", 0))
             log("worker CPU µs per row by stage: " + ", ".join(
@@ -300,7 +333,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
             database = f"bench_dry_{tag}"
             seed_acks(dataset, database)
             env = worker_env(dataset, emulator.url, database, f"{tag}d", args.poll_interval, WORK / f"{tag}d-data",
-                             args.store)
+                             args.store, args.setting)
             log(f"run {index}: dry worker (Mongo writes counted, SFMC latency 0)")
             result["dry"] = run_live(emulator, WorkerProcess(env, f"{tag}-dry", module="bench.dry_worker"),
                                      expected, args.timeout)
@@ -335,9 +368,12 @@ def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, ti
         worker.stop()
     rows = max(1, live.get("rows_marked", 0))
     window = worker.cpu_between(live["first_poll"], live["last_mark"]) if live.get("seconds") else 0.0
-    return {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024, "worker_cpu_s": cpu,
-            "worker_cpu_us_per_row": cpu * 1e6 / rows, "window_cpu_s": window,
-            "window_cpu_us_per_row": window * 1e6 / rows}
+    measured = {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024, "worker_cpu_s": cpu,
+                "worker_cpu_us_per_row": cpu * 1e6 / rows, "window_cpu_s": window,
+                "window_cpu_us_per_row": window * 1e6 / rows}
+    if live.get("seconds") and (collector := worker.gc_between(live["first_poll"], live["last_mark"])) is not None:
+        measured.update(window_gc_s=collector, window_gc_share=collector / window if window else None)
+    return measured
 
 
 def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path: Path, expected: int,
@@ -353,7 +389,7 @@ def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path:
         documents = write_legacy(client[database], legacy_documents(dataset, tenant, share=args.legacy))
         client.close()
         env = {**worker_env(dataset, emulator.url, database, f"{tag}l", args.poll_interval, WORK / f"{tag}l-data",
-                            args.store),
+                            args.store, args.setting),
                "LEADS_LEGACY_TENANT": tenant}
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "streams", "adopt"], cwd=ROOT, env=env, check=True,
@@ -404,6 +440,14 @@ def write_dataset(args: argparse.Namespace) -> tuple[Sizes, dict[str, Any], Path
     return sizes, dataset, dataset_path
 
 
+def _setting(text: str) -> tuple[str, str]:
+    """``LEADS_NAME=VALUE`` as ``(name, value)``; raises ``argparse.ArgumentTypeError`` for anything else."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.startswith("LEADS_"):
+        raise argparse.ArgumentTypeError(f"expected LEADS_NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in (("rows", 200000), ("sends", 300), ("subscribers", 60000), ("emails", 150),
@@ -426,8 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")
     parser.add_argument("--stages", action="store_true",
                         help="sample the last run's live worker with py-spy: CPU µs per row by stage (bench.stages)")
+    parser.add_argument("--gc", action="store_true",
+                        help="time the last run's live worker's garbage collection (bench/gc_probe)")
+    parser.add_argument("--setting", type=_setting, action="append", default=[], metavar="LEADS_NAME=VALUE",
+                        help="a setting for every worker of the run (repeatable)")
     parser.add_argument("--quick", action="store_true", help="5,000 rows, one run, 20 s baseline")
     args = parser.parse_args(argv)
+    args.setting = dict(args.setting)
     if args.quick:
         args.rows, args.sends, args.subscribers, args.emails, args.categories = 5000, 40, 1500, 20, 10
         args.runs, args.baseline_seconds, args.poll_interval = 1, 20.0, 5.0

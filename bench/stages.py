@@ -1,7 +1,8 @@
 """Worker CPU by pipeline stage, from py-spy's samples of a live worker (``bench.run --stages``).
 
-py-spy (``record --format raw --nonblocking``) samples the worker's on-CPU stacks; each sample is given to
-one stage, and a stage's µs per row is the worker's whole CPU time (utime + stime from /proc, measured
+py-spy (``record --format raw --nonblocking``) samples the worker's on-CPU stacks from the first poll on (it is
+started then, so start-up and recovery are not in the shares); each sample is given to one stage, and a stage's
+µs per row is the worker's CPU time from the first poll to the last mark (utime + stime from /proc, measured
 apart) times the stage's share of the samples, divided by the rows marked. A sample goes to:
 - ``faust/Kafka`` when its innermost frame of ours calls into faust, mode or aiokafka (consuming, decoding
   records, producing, acking, committing), or when no frame of ours is on the stack at all;

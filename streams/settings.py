@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     sqs_pollers: int = Field(default=1, ge=1, le=20)
     sqs_acks_queue: str | None = None
 
+    # Process
+    gc_threshold: int = Field(default=50_000, ge=700)
+    """Allocations between runs of Python's cyclic garbage collector over its youngest generation (Python's
+    default is 700; see ``streams.app.tune_gc``)."""
+
     # Web view
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
