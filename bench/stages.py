@@ -19,7 +19,7 @@ from pathlib import Path
 
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("poll + SOAP parse", ("streams/agents/source.py",)),
-    ("ingest", ("streams/agents/ingest.py",)),
+    ("ingest", ("streams/agents/ingest.py", "streams/ingest.py")),
     ("resolvers", ("streams/agents/entities.py", "streams/tables/entities.py")),
     ("clicks sink", ("streams/agents/clicks_sink.py",)),
     ("models sink", ("streams/agents/models_sink.py",)),

@@ -29,6 +29,9 @@ from streams.models import (
     EntitySnapshot,
 )
 
+Pending = list[Awaitable[RecordMetadata]]
+"""Futures of records sent to Kafka: awaited, they say Kafka has them."""
+
 
 def _topic(name: str, **options: Any) -> faust.TopicT:
     # internal: the worker creates our topics (with their partition counts) before subscribing
@@ -59,7 +62,7 @@ SNAPSHOTS_PER_RECORD = 100
 
 
 async def append_click_rows(tenant: str, rows: Iterable[dict[str, str]], *, read_at: float,
-                            source: str) -> list[Awaitable[RecordMetadata]]:
+                            source: str) -> Pending:
     """Append rows to ``click-rows``: one record per partition of their sends (``send_partition``, key
     ``{tenant}:{partition}``), split where Kafka's message limit needs it. ``read_at`` is epoch seconds; await
     the returned futures to know Kafka has them."""
@@ -74,7 +77,7 @@ async def append_click_rows(tenant: str, rows: Iterable[dict[str, str]], *, read
     ]
 
 
-async def send_click_events(tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> list[Awaitable[RecordMetadata]]:
+async def send_click_events(tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> Pending:
     """Put clicks (by send entity) on ``click-events``: one record per partition of their sends. Await the
     returned futures to know Kafka has them."""
     sends: dict[int, dict[str, list[list[Any]]]] = defaultdict(dict)
@@ -100,7 +103,7 @@ def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]
 
 
 async def send_acks(tenant: str, status: str, rows: Sequence[dict[str, str]],
-                    reason: str = "") -> list[Awaitable[RecordMetadata]]:
+                    reason: str = "") -> Pending:
     """Put rows to mark on ``acks`` (key: the tenant), in records small enough for Kafka, and count them; await
     the returned futures to know Kafka has them."""
     metrics.acks_emitted.inc(len(rows), status=status)
@@ -108,7 +111,7 @@ async def send_acks(tenant: str, status: str, rows: Sequence[dict[str, str]],
             for chunk in chunks(rows, ACK_ROWS_PER_RECORD)]
 
 
-async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> list[Awaitable[RecordMetadata]]:
+async def publish_snapshots(snapshots: Sequence[EntitySnapshot]) -> Pending:
     """Put snapshots on ``entity-changes``, many to a record and in order (the topic has one partition); await
     the returned futures to know Kafka has them."""
     return [await entity_changes.send(key=chunk[0].kind, value=EntityChanges(snapshots=list(chunk)))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
-
-from faust.types import RecordMetadata
+from collections.abc import Sequence
 
 from streams.adoption import check_adopted
 from streams.app import app, settings
@@ -18,7 +16,7 @@ from streams.mongo import bulk_upsert, ensure_indexes
 from streams.references import DocumentIds
 from streams.resources import document_ids, mongo
 from streams.tables.seen_rows import UNWRITTEN_SOURCE
-from streams.topics import append_click_rows, click_events, send_acks, send_dead_letter
+from streams.topics import Pending, append_click_rows, click_events, send_acks, send_dead_letter
 
 CLICKS = "event-email-clicks"
 
@@ -47,7 +45,7 @@ async def store_clicks(batch: Sequence[ClickEvents],
     return written, [(*clicks[position], reason) for position, reason in reasons.items()]
 
 
-async def dead_letter_clicks(refused: Sequence[Refused]) -> list[Awaitable[RecordMetadata]]:
+async def dead_letter_clicks(refused: Sequence[Refused]) -> Pending:
     """Dead-letter each refused click (stage ``write-clicks``); await the results to know Kafka has them."""
     return [await send_dead_letter(f"{tenant}:{event.row_id}", DeadLetterStage.WRITE_CLICKS,
                                    f"MongoDB refused the click's document: {reason}", tenant,

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
-from faust.types import TP, RecordMetadata, TableT
+from faust.types import TP, TableT
 
 from streams import metrics
 from streams.app import app, settings
@@ -31,6 +31,7 @@ from streams.models import DeadLetterStage, EntityRequest, EntitySnapshot
 from streams.resources import marketing_cloud
 from streams.tables.keyed import keyed_table
 from streams.topics import (
+    Pending,
     category_requests,
     email_requests,
     partition_of,
@@ -43,8 +44,6 @@ from streams.topics import (
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
-Pending = list[Awaitable[RecordMetadata]]
-"""Futures of records sent to Kafka: awaited, they say Kafka has them."""
 
 
 def _table(name: str, partitions: int | None = None) -> TableT:

@@ -1,13 +1,14 @@
 """Issue 7.5 (rows): arbitrary click-log rows never raise out of ingest; each ends as a click event or a
 rejection with a reason, and agrees with the independent expectation (``tests/pipeline/expected.py``).
 
-No services: ``parse_row`` is pure, and the ingest decision logic (``ingest_rows``) runs with its Kafka
-and table edges replaced by in-memory fakes."""
+No services: ``parse_row`` is pure, and ``streams.ingest.Ingest`` runs with its outputs and its seen-rows
+table in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import string
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from streams.clicks import KEY_FIELDS, RowRejected, parse_row, row_keys
 from streams.marketing_cloud.values import parse_de_date
-from streams.models import ClickEvent, ClickRows
+from streams.models import AckBatch, ClickEvent, ClickEvents, ClickRows
 from tests.pipeline.expected import classify, de_date
 
 TENANT = "ien"
@@ -154,34 +155,44 @@ def delivery(futures: list[asyncio.Future[None]]) -> asyncio.Future[None]:
     return future
 
 
-class FakeTopic:
-    def __init__(self, futures: list[asyncio.Future[None]]) -> None:
-        self.sent: list[tuple[str, Any]] = []
-        self.futures = futures
+class FakeOutputs:
+    """``streams.ingest.Outputs`` in memory: what each call sends, as the records the topics would get, each
+    with a delivery future (noted in ``futures``)."""
 
-    async def send(self, key: str, value: Any, **_: Any) -> asyncio.Future[None]:
-        self.sent.append((key, value))
-        return delivery(self.futures)
+    def __init__(self, futures: list[asyncio.Future[None]]) -> None:
+        self.futures = futures
+        self.sent_clicks: list[tuple[str, ClickEvents]] = []
+        self.sent_acks: list[tuple[str, AckBatch]] = []
+        self.dead: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, list[str]]] = []
+
+    async def click_events(self, tenant: str, clicks: Any) -> list[asyncio.Future[None]]:
+        self.sent_clicks.append((tenant, ClickEvents(tenant=tenant, sends={
+            send: [list(event) for event in events] for send, events in clicks.items()})))
+        return [delivery(self.futures)]
+
+    async def acks(self, tenant: str, status: str, rows: Any, reason: str) -> list[asyncio.Future[None]]:
+        self.sent_acks.append((tenant, AckBatch(tenant=tenant, status=status, rows=list(rows), reason=reason)))
+        return [delivery(self.futures)]
+
+    async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> list[asyncio.Future[None]]:
+        self.dead.append({"stage": "ingest", "reason": reason, "tenant": tenant, "source": row})
+        return [delivery(self.futures)]
+
+    async def entity_requests(self, tenant: str, kind: str, ids: Any, acks: Any = None) -> list[asyncio.Future[None]]:
+        self.requests.append((kind, sorted(ids)))
+        return [delivery(self.futures)]
 
 
 @pytest.fixture
-def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    from streams import topics
-    from streams.agents import ingest
+def ingest_edges() -> SimpleNamespace:
+    """``streams.ingest.Ingest`` with its outputs and its seen-rows table in memory."""
+    from streams.ingest import Ingest
+    from streams.tables.seen_rows import Outcome
 
     seen: dict[str, list[Any]] = {}
     sent: list[asyncio.Future[None]] = []  # every send's delivery future
-    edges = SimpleNamespace(acks=FakeTopic(sent), click_events=FakeTopic(sent), dead=[], requests=[], seen=seen,
-                            sent=sent)
-
-    async def dead_letter(key: str, stage: str, reason: str, tenant: str,
-                          source: dict[str, Any]) -> asyncio.Future[None]:
-        edges.dead.append({"key": key, "stage": stage, "reason": reason, "tenant": tenant, "source": source})
-        return delivery(sent)
-
-    async def request(topic: Any, tenant: str, kind: str, ids: Any, **_: Any) -> list[asyncio.Future[None]]:
-        edges.requests.append((kind, sorted(ids)))
-        return [delivery(sent)]
+    outputs = FakeOutputs(sent)
 
     def record(handled: dict[str, Any], at: float) -> None:
         # a row counts as handled only once Kafka has what handling it produced (else a worker dying in
@@ -189,21 +200,13 @@ def ingest_edges(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         assert all(future.done() for future in sent), "rows recorded as handled before Kafka had their output"
         seen.update({key: [int(outcome), at] for key, outcome in handled.items()})
 
-    from streams.tables import seen_rows as real
-
     fake_seen = SimpleNamespace(
-        lookup=lambda key, now: (real.Outcome(seen[key][0]), seen[key][1]) if key in seen else None,
-        record=record,
-    )
-    fake_settings = SimpleNamespace(unit=lambda tenant: SimpleNamespace(skip_job_ids=SKIP), reack_after_seconds=300)
-    monkeypatch.setattr(ingest, "seen_rows", fake_seen)
-    monkeypatch.setattr(ingest, "settings", fake_settings)
-    monkeypatch.setattr(topics, "acks", edges.acks)  # ingest's send_acks puts them there
-    monkeypatch.setattr(topics, "click_events", edges.click_events)  # and send_click_events its clicks
-    monkeypatch.setattr(ingest, "send_dead_letter", dead_letter)
-    monkeypatch.setattr(ingest, "request", request)
-    edges.ingest_rows = ingest.ingest_rows
-    return edges
+        lookup=lambda key, now: (Outcome(seen[key][0]), seen[key][1]) if key in seen else None, record=record)
+    ingest = Ingest(fake_seen, outputs, lambda tenant: SKIP, reack_after_seconds=300)  # type: ignore[arg-type]
+    return SimpleNamespace(acks=SimpleNamespace(sent=outputs.sent_acks),
+                           click_events=SimpleNamespace(sent=outputs.sent_clicks), dead=outputs.dead,
+                           requests=outputs.requests, seen=seen, sent=sent,
+                           ingest_rows=lambda batch: ingest.handle(batch, time.time()))
 
 
 def _reset(edges: SimpleNamespace) -> None:
