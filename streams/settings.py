@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     sqs_acks_queue: str | None = None
 
     # Process
+    consumer_max_fetch_bytes: int = Field(default=512 * 1024, ge=64 * 1024)
+    """Bytes fetched at most per partition per fetch (faust's ``consumer_max_fetch_size``, whose default is 4 MB):
+    fetched records wait in memory, decoded, until an agent takes them, so this bounds a worker's backlog in
+    memory. A record larger than this is still fetched, alone."""
     gc_threshold: int = Field(default=50_000, ge=700)
     """Allocations between runs of Python's cyclic garbage collector over its youngest generation (Python's
     default is 700; see ``streams.app.tune_gc``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from streams.tables.seen_rows import UNWRITTEN_SOURCE
 from streams.topics import Pending, append_click_rows, click_events, send_acks, send_dead_letter
 
 CLICKS = "event-email-clicks"
+log = logging.getLogger(__name__)
 
 
 Refused = tuple[str, str, ClickEvent, str]
@@ -56,6 +58,8 @@ async def dead_letter_clicks(refused: Sequence[Refused]) -> Pending:
 async def _set_aside(refused: Sequence[Refused]) -> None:
     """Dead-letter the refused clicks and tell ingest to drop their rows' later readings instead of acking
     them as repeats (``click-rows`` source ``unwritten``)."""
+    log.warning("MongoDB refused %d click(s), dead-lettered (stage write-clicks), e.g. %s", len(refused),
+                refused[0][3])
     pending = await dead_letter_clicks(refused)
     for tenant in {tenant for tenant, *_ in refused}:
         pending += await append_click_rows(tenant, [event.keys for t, _, event, _ in refused if t == tenant],

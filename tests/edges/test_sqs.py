@@ -100,8 +100,15 @@ def test_ingress_acks_queue_and_mark_from_queue(tmp_path: Path, aws_endpoint_url
             def explain() -> str:
                 actual = actual_partition(db)
                 attributes = sqs.get_queue_attributes(QueueUrl=ingress, AttributeNames=["All"])["Attributes"]
-                return (f"{len(want - actual)} click documents missing, {len(actual - want)} unexpected; ingress "
-                        f"queue {attributes['ApproximateNumberOfMessages']} visible, "
+                written = {guid for guids, bots in actual for guid in guids | bots}
+                crashed_ids = {row["ID"] for body in crashed for row in orjson.loads(body).get("rows")
+                               or [orjson.loads(body)["row"]]}
+                missing = sorted(all_ids - written)
+                letters = asyncio.run(read_topic(kafka_bootstrap, f"{prefix}.dead-letter"))
+                return (f"{len(want - actual)} click documents missing, {len(actual - want)} unexpected; rows "
+                        f"unwritten {missing} (of them produced directly: {sorted(crashed_ids & set(missing))}); "
+                        f"dead letters by stage {dict(Counter(letter['value']['stage'] for letter in letters))}; "
+                        f"ingress queue {attributes['ApproximateNumberOfMessages']} visible, "
                         f"{attributes['ApproximateNumberOfMessagesNotVisible']} in flight")
 
             wait_until(lambda: actual_partition(db) == want and _queue_empty(sqs, ingress), 120,
