@@ -92,6 +92,14 @@ class EmulatorProcess:
         self.process.wait(30)
 
 
+def _growth(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """How much a running total grew from ``start`` to ``end`` (epoch seconds), from the ``(epoch seconds,
+    total)`` samples nearest each; 0 without samples."""
+    def at(moment: float) -> float:
+        return min(samples, key=lambda sample: abs(sample[0] - moment))[1] if samples else 0.0
+    return at(end) - at(start)
+
+
 class WorkerProcess:
     """A worker subprocess (``module``: streams or bench.dry_worker) with its memory and CPU time sampled every
     0.5 s; ``spy``: where py-spy records its stacks (``bench.stages``) from ``start_spy()`` on."""
@@ -137,9 +145,7 @@ class WorkerProcess:
 
     def cpu_between(self, start: float, end: float) -> float:
         """CPU seconds the worker used from ``start`` to ``end`` (epoch seconds), from the nearest samples."""
-        def at(moment: float) -> float:
-            return min(self.cpu_samples, key=lambda sample: abs(sample[0] - moment))[1] if self.cpu_samples else 0.0
-        return at(end) - at(start)
+        return _growth(self.cpu_samples, start, end)
 
     def start_spy(self) -> None:
         """Start py-spy on the worker (once; only with ``spy``): the samples then cover what the worker does from
@@ -155,11 +161,9 @@ class WorkerProcess:
         or None without ``gc_log``."""
         if self.gc_log is None or not self.gc_log.exists():
             return None
-        notes = [tuple(map(float, line.split())) for line in self.gc_log.read_text().splitlines() if line.strip()]
-
-        def at(moment: float) -> float:
-            return min(notes, key=lambda note: abs(note[0] - moment))[1] if notes else 0.0
-        return at(end) - at(start)
+        notes = [(float(at), float(spent)) for at, spent in
+                 (line.split() for line in self.gc_log.read_text().splitlines() if line.strip())]
+        return _growth(notes, start, end)
 
     def alive(self) -> bool:
         return self.process.poll() is None

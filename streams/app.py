@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> faust.App:
 def tune_gc(threshold: int) -> None:
     """Run Python's cyclic garbage collector over its youngest generation every ``threshold`` allocations
     (the older two after 20 and 10 runs of the one below). With Python's default (700) the collector, mostly
-    its full collections, took 15-18% of a worker's CPU; with 50,000, 2-3% at the same peak memory
+    its full collections, took 10-12% of a worker's CPU; with 50,000, about 2% at the same peak memory
     (BENCHMARKS.md, 2026-12-01)."""
     gc.set_threshold(threshold, 20, 10)
 

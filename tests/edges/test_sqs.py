@@ -31,12 +31,17 @@ from tests.pipeline.harness import ROOT, Worker, emulator_rows, read_topic, uniq
 pytestmark = pytest.mark.stack
 
 
+def _rows(bodies: list[bytes]) -> list[dict[str, str]]:
+    """The rows of bridged messages (the ``rows`` and the single ``row`` form)."""
+    return [row for body in bodies for row in orjson.loads(body).get("rows") or [orjson.loads(body)["row"]]]
+
+
 async def _produce_directly(bootstrap: str, topic: str, tenant: str, bodies: list[bytes]) -> None:
     """What a worker that crashed after producing, before deleting, left in Kafka."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        rows = [row for body in bodies for row in orjson.loads(body).get("rows") or [orjson.loads(body)["row"]]]
+        rows = _rows(bodies)
         by_partition: dict[int, list[dict[str, str]]] = defaultdict(list)
         for row in rows:  # where the worker puts them (streams.topics.append_click_rows)
             by_partition[send_partition(tenant, row["JobID"].strip())].append(row)
@@ -97,12 +102,12 @@ def test_ingress_acks_queue_and_mark_from_queue(tmp_path: Path, aws_endpoint_url
                     {"Id": str(i), "MessageBody": body.decode()} for i, body in enumerate(bodies[start : start + 10])])
             sqs.send_message_batch(QueueUrl=ingress, Entries=[
                 {"Id": str(i), "MessageBody": body} for i, body in enumerate(poison)])
+
             def explain() -> str:
                 actual = actual_partition(db)
                 attributes = sqs.get_queue_attributes(QueueUrl=ingress, AttributeNames=["All"])["Attributes"]
                 written = {guid for guids, bots in actual for guid in guids | bots}
-                crashed_ids = {row["ID"] for body in crashed for row in orjson.loads(body).get("rows")
-                               or [orjson.loads(body)["row"]]}
+                crashed_ids = {row["ID"] for row in _rows(crashed)}
                 missing = sorted(all_ids - written)
                 letters = asyncio.run(read_topic(kafka_bootstrap, f"{prefix}.dead-letter"))
                 return (f"{len(want - actual)} click documents missing, {len(actual - want)} unexpected; rows "
