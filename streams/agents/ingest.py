@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from streams.app import app, settings
+from streams.batches import each_event
 from streams.entities import EntityType
 from streams.ingest import Ingest
 from streams.models import ClickEvent, DeadLetterStage
@@ -52,5 +53,4 @@ ingester = Ingest(seen_rows, KafkaOutputs(), lambda tenant: settings.unit(tenant
 @app.agent(click_rows)
 async def ingest(stream):
     # one record at a time: the seen-rows table is written on the record's own partition
-    async for batch in stream:
-        await ingester.handle(batch, time.time())
+    await each_event(stream, lambda record: ingester.handle(record, time.time()))

@@ -1,7 +1,8 @@
 """A batch that fails is never committed, and a document that cannot be written loses no clicks (issue 14.2).
 
-faust's ``take()`` acks its buffered events when the loop body raises; ``streams.batches.each_batch`` keeps
-a failed batch's offsets uncommitted, so it is read again after the restart.
+faust's ``take()`` acks its buffered events when the loop body raises, as a plain ``async for`` over a stream
+acks its current event; ``streams.batches.each_batch`` and ``each_event`` keep a failed batch's (or event's)
+offsets uncommitted, so it is read again after the restart.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from pathlib import Path
 import faust
 import mode
 
-from streams.batches import each_batch
+from streams.batches import each_batch, each_event
 
 app = faust.App(os.environ["APP_ID"], broker=os.environ["BROKER"], store="memory://", web_enabled=False,
                 agent_supervisor=mode.CrashingSupervisor, consumer_auto_offset_reset="earliest",
@@ -66,9 +67,16 @@ async def handle(batch):
         out.writelines(f"{value.decode()}\\n" for value in batch)
 
 
+async def handle_one(value):
+    await handle([value])
+
+
 @app.agent(topic)
 async def batches(stream):
-    await each_batch(stream, 10, 1.0, handle)
+    if os.environ["FORM"] == "event":
+        await each_event(stream, handle_one)
+    else:
+        await each_batch(stream, 10, 1.0, handle)
 
 
 if __name__ == "__main__":
@@ -95,21 +103,22 @@ async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
         await consumer.stop()
 
 
-def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str) -> None:
-    """An agent whose batch raises stops the worker (status 1) with none of the batch's offsets committed;
-    the next worker reads the whole batch again, and commits it once handled."""
+@pytest.mark.parametrize(("form", "failing"), [("batch", 5), ("event", 1)])
+def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str, form: str, failing: int) -> None:
+    """An agent whose batch (``each_batch``) or event (``each_event``) raises stops the worker (status 1) with
+    none of its offsets committed; the next worker reads it again, and commits it once handled."""
     tag = uuid.uuid4().hex[:10]
     topic, group = f"take-{tag}", f"take-app-{tag}"
     app_path, out = tmp_path / "batch_app.py", tmp_path / "handled.txt"
     app_path.write_text(BATCH_APP)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "APP_ID": group, "BROKER": f"kafka://{kafka_bootstrap}",
-           "TOPIC": topic, "DATA_DIR": str(tmp_path / "data"), "OUT": str(out)}
+           "TOPIC": topic, "DATA_DIR": str(tmp_path / "data"), "OUT": str(out), "FORM": form}
     command = [sys.executable, str(app_path), "worker", "-l", "info"]
     values = [f"r{i}" for i in range(5)]
     asyncio.run(_produce(kafka_bootstrap, topic, values))
 
     failed = subprocess.run(command, env={**env, "FAIL": "1"}, capture_output=True, text=True, timeout=120)
-    assert failed.returncode == 1 and "a batch of 5 fails" in failed.stdout + failed.stderr
+    assert failed.returncode == 1 and f"a batch of {failing} fails" in failed.stdout + failed.stderr
     assert asyncio.run(_committed(kafka_bootstrap, group, topic)) is None
 
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
