@@ -2,9 +2,10 @@
 
 A row SFMC refuses with errorcode 10006 (its keys match no primary key) is recorded in the
 ``processed-events`` collection instead, and so counts as processed (SPEC 2); it stays Ready in SFMC, so
-ingest is told (``note_refused``) to drop its later readings instead of acking it again. Transient SFMC
-failures are retried with backoff until SFMC answers. Used by the acker agent and by
-``leads-sync mark-from-queue`` (the SQS ack egress).
+ingest is told (``note_refused``) to drop its later readings instead of acking it again. One that MongoDB
+refuses to record there is not processed: it is dead-lettered (stage ``ack``, with MongoDB's reason), as a
+row SFMC refused with another code, and ingest is not told. Transient SFMC failures are retried with backoff
+until SFMC answers. Used by the acker agent and by ``leads-sync mark-from-queue`` (the SQS ack egress).
 """
 
 from __future__ import annotations
@@ -52,13 +53,16 @@ async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
     failures = [failure for result in results for failure in result]
     refused = [failure.keys for failure in failures if failure.code == KEY_MISMATCH]
     metrics.rows_marked.inc(len(rows) - len(failures), tenant=tenant)
-    metrics.key_mismatch_fallbacks.inc(len(refused), tenant=tenant)
     now = time.time()
-    await bulk_upsert(PROCESSED_EVENTS, [processed_event_update(keys["ID"], now) for keys in refused])
-    await note_refused(tenant, refused, now)
-    await asyncio.gather(*[await dead_letter_ack(tenant, failure.keys,
-                                                 f"SFMC refused to mark the row ({failure.code}): {failure.message}")
-                           for failure in failures if failure.code != KEY_MISMATCH])
+    unrecorded = await bulk_upsert(PROCESSED_EVENTS, [processed_event_update(keys["ID"], now) for keys in refused])
+    recorded = [keys for index, keys in enumerate(refused) if index not in unrecorded]
+    metrics.key_mismatch_fallbacks.inc(len(recorded), tenant=tenant)
+    await note_refused(tenant, recorded, now)
+    letters = [(failure.keys, f"SFMC refused to mark the row ({failure.code}): {failure.message}")
+               for failure in failures if failure.code != KEY_MISMATCH]
+    letters += [(refused[index], f"SFMC refused to mark the row ({KEY_MISMATCH}) and MongoDB refused to record it "
+                                 f"in {PROCESSED_EVENTS}: {reason}") for index, reason in unrecorded.items()]
+    await asyncio.gather(*[await dead_letter_ack(tenant, keys, reason) for keys, reason in letters])
 
 
 async def note_refused(tenant: str, rows: list[dict[str, str]], at: float) -> None:

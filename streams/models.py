@@ -126,9 +126,10 @@ class DeadLetterStage(StrEnum):
     RESOLVE_EMAIL = "resolve-email"
     RESOLVE_CATEGORY = "resolve-category"
     ACK = "ack"
-    """A row not marked processed: SFMC refused to mark it (an error other than 10006), or SQS refused the
-    acks-queue message that carried it. Source: ``{"keys": {ID, JobID, SubscriberID, EventDate, IsUnique,
-    ListID}}`` (the row's key values as read). Requeued to ``acks``."""
+    """A row not marked processed: SFMC refused to mark it (an error other than 10006, or 10006 and MongoDB
+    refused to record it in ``processed-events``), or SQS refused the acks-queue message that carried it.
+    Source: ``{"keys": {ID, JobID, SubscriberID, EventDate, IsUnique, ListID}}`` (the row's key values as
+    read). Requeued to ``acks``."""
     ACKS_QUEUE = "acks-queue"
     """A message on the acks queue that ``leads-sync mark-from-queue`` could not read. Source:
     ``{"queue": URL, "message_id": id, "body": the first 2,000 characters}``. Requeued to ``acks`` when

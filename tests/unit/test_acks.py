@@ -83,57 +83,88 @@ def test_requeue_reports_an_ack_letter_of_another_shape(monkeypatch: pytest.Monk
     assert requeue.acks == {"ien": [ROW, ROW]}
 
 
+class Marking:
+    """In-process stand-ins for what ``marking`` writes to: SFMC answers each rowset call with ``failures``
+    (row ID → error code), MongoDB refuses the ``processed-events`` upserts of the IDs in ``unwritable``;
+    ``calls``, ``upserts``, ``appended`` and ``letters`` hold what was sent."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: dict[str, int],
+                 unwritable: frozenset[str] = frozenset()) -> None:
+        from streams.marketing_cloud import RowFailure
+
+        self.calls: list[list[dict[str, str]]] = []
+        self.upserts: list[tuple[str, list[Any]]] = []
+        self.appended: list[tuple[str, list[dict[str, str]], str]] = []
+        self.letters: list[tuple[Any, ...]] = []
+
+        class Client:
+            async def mark_processed(client, chunk: list[dict[str, str]]) -> list[RowFailure]:
+                self.calls.append(chunk)
+                return [RowFailure(keys, failures[keys["ID"]], "no") for keys in chunk if keys["ID"] in failures]
+
+        async def bulk_upsert(collection: str, operations: list[Any]) -> dict[int, str]:
+            self.upserts.append((collection, operations))
+            return {index: "Cannot apply $setOnInsert (code 2)" for index, op in enumerate(operations)
+                    if op._filter["guid"] in unwritable}
+
+        async def append_click_rows(tenant: str, keys: list[dict[str, str]], *, read_at: float,
+                                    source: str) -> list[Any]:
+            self.appended.append((tenant, list(keys), source))
+            return []
+
+        async def send_dead_letter(*letter: Any) -> asyncio.Future[None]:
+            self.letters.append(letter)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        monkeypatch.setattr(marking, "marketing_cloud", lambda tenant: Client())
+        monkeypatch.setattr(marking, "bulk_upsert", bulk_upsert)
+        monkeypatch.setattr(marking, "append_click_rows", append_click_rows)
+        monkeypatch.setattr(marking, "send_dead_letter", send_dead_letter)
+
+
 async def test_marking_records_10006_rows_as_processed_and_dead_letters_other_refusals(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """SPEC 2: 120 rows go out 50 to a rowset call, each row once; a row SFMC refuses with 10006 is upserted into
     ``processed-events`` and reported to ingest as refused (a ``refused`` click-rows record of its keys), a row
     refused with another code is dead-lettered (stage ``ack``), and neither counts as marked."""
     from streams import metrics
-    from streams.marketing_cloud import RowFailure
     from streams.tables.seen_rows import REFUSED_SOURCE
 
     rows = [{**ROW, "ID": f"r{i:03d}"} for i in range(120)]
     refused, failed = rows[7], rows[60]
-    calls: list[list[dict[str, str]]] = []
-
-    class Client:
-        async def mark_processed(self, chunk: list[dict[str, str]]) -> list[RowFailure]:
-            calls.append(chunk)
-            return [RowFailure(keys, code, "no") for keys, code in ((refused, 10006), (failed, 10001))
-                    if keys in chunk]
-
-    upserts: list[tuple[str, list[Any]]] = []
-    appended: list[tuple[str, list[dict[str, str]], str]] = []
-    letters: list[tuple[Any, ...]] = []
-
-    async def bulk_upsert(collection: str, operations: list[Any]) -> dict[int, str]:
-        upserts.append((collection, operations))
-        return {}
-
-    async def append_click_rows(tenant: str, keys: list[dict[str, str]], *, read_at: float,
-                                source: str) -> list[Any]:
-        appended.append((tenant, list(keys), source))
-        return []
-
-    async def send_dead_letter(*letter: Any) -> asyncio.Future[None]:
-        letters.append(letter)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    monkeypatch.setattr(marking, "marketing_cloud", lambda tenant: Client())
-    monkeypatch.setattr(marking, "bulk_upsert", bulk_upsert)
-    monkeypatch.setattr(marking, "append_click_rows", append_click_rows)
-    monkeypatch.setattr(marking, "send_dead_letter", send_dead_letter)
+    fakes = Marking(monkeypatch, {refused["ID"]: 10006, failed["ID"]: 10001})
     marked = metrics.rows_marked.value(tenant="ien")
     await marking.mark_in_sfmc([AckBatch(tenant="ien", status="processed", rows=rows[:80]),
                                 AckBatch(tenant="ien", status="processed", rows=rows[70:])])  # 10 rows twice
-    assert sorted(map(len, calls)) == [20, 50, 50]
-    assert sorted(row["ID"] for chunk in calls for row in chunk) == [row["ID"] for row in rows]
-    [(collection, operations)] = [upsert for upsert in upserts if upsert[1]]
+    assert sorted(map(len, fakes.calls)) == [20, 50, 50]
+    assert sorted(row["ID"] for chunk in fakes.calls for row in chunk) == [row["ID"] for row in rows]
+    [(collection, operations)] = [upsert for upsert in fakes.upserts if upsert[1]]
     assert collection == marking.PROCESSED_EVENTS and len(operations) == 1
     assert operations[0]._filter == {"guid": refused["ID"]}
-    assert appended == [("ien", [refused], REFUSED_SOURCE)]
-    assert [(key, stage, source) for key, stage, _, _, source in letters] == [
+    assert fakes.appended == [("ien", [refused], REFUSED_SOURCE)]
+    assert [(key, stage, source) for key, stage, _, _, source in fakes.letters] == [
         (f"ien:{failed['ID']}", DeadLetterStage.ACK, {"keys": failed})]
     assert metrics.rows_marked.value(tenant="ien") == marked + 118
+
+
+async def test_a_10006_row_mongodb_does_not_record_is_dead_lettered_not_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row SFMC refuses with 10006 counts as processed only once ``processed-events`` holds it: one MongoDB
+    refuses to record is dead-lettered (stage ``ack``, with MongoDB's reason) and not reported to ingest as
+    refused (whose seen-rows table would drop its later readings); the recorded one is."""
+    from streams import metrics
+    from streams.tables.seen_rows import REFUSED_SOURCE
+
+    written, unwritten = {**ROW, "ID": "w1"}, {**ROW, "ID": "u1"}
+    fakes = Marking(monkeypatch, {"w1": 10006, "u1": 10006}, unwritable=frozenset({"u1"}))
+    fallbacks = metrics.key_mismatch_fallbacks.value(tenant="ien")
+    await marking.mark_in_sfmc([AckBatch(tenant="ien", status="processed", rows=[written, unwritten])])
+    [(_, operations)] = fakes.upserts
+    assert [op._filter["guid"] for op in operations] == ["w1", "u1"]
+    assert fakes.appended == [("ien", [written], REFUSED_SOURCE)]
+    [(key, stage, reason, tenant, source)] = fakes.letters
+    assert (key, stage, tenant, source) == ("ien:u1", DeadLetterStage.ACK, "ien", {"keys": unwritten})
+    assert reason == ("SFMC refused to mark the row (10006) and MongoDB refused to record it in processed-events: "
+                      "Cannot apply $setOnInsert (code 2)")
+    assert metrics.key_mismatch_fallbacks.value(tenant="ien") == fallbacks + 1
