@@ -113,10 +113,15 @@ async def _write(target: AsyncCollection, ops: list[tuple[ObjectId, str]]) -> li
     """Set each entity; return ``(_id, reason)`` of the documents whose entity another document already has."""
     if not ops:
         return []
+    return await with_backoff(f"adopt {target.name}", partial(_set_entities, target, ops))
+
+
+async def _set_entities(target: AsyncCollection, ops: list[tuple[ObjectId, str]]) -> list[tuple[ObjectId, str]]:
+    # a duplicate here is a second legacy document of one entity, for good: an answer, not a retry
     try:
-        await with_backoff(f"adopt {target.name}", lambda: target.bulk_write(
+        await target.bulk_write(
             [UpdateOne({"_id": _id, "entity": {"$exists": False}}, {"$set": {"entity": key}}) for _id, key in ops],
-            ordered=False))
+            ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if not all(error.get("code") == DUPLICATE_KEY for error in errors):
