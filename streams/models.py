@@ -114,7 +114,9 @@ class AckBatch(faust.Record, serializer="json"):
 
 class DeadLetterStage(StrEnum):
     """Where a dead letter was written. Each stage has one ``source`` shape, and
-    ``leads-sync replay-dead-letters`` (``streams.replay.requeue_dead_letters``) one way to requeue it."""
+    ``leads-sync replay-dead-letters`` (``streams.replay.requeue_dead_letters``) one way to requeue it. A
+    letter that cannot be requeued yet (its tenant not configured, its body still unreadable) is reported as
+    skipped and stays due: each later run tries it again, and requeues it once it can be."""
 
     INGEST = "ingest"
     """A click row ingest rejected (a missing or malformed field). Source: the row as read, every value a

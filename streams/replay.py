@@ -1,4 +1,5 @@
-"""Replay: rebuild the MongoDB models from the event topics, without calling SFMC or sending acks.
+"""Replay: rebuild the MongoDB models from the event topics, without calling SFMC or sending acks; and
+requeue dead letters (``requeue_dead_letters``).
 
 ``entity-changes`` (the models) and then ``click-events`` (the clicks) are read from the beginning, or
 from a time, up to their end offsets when the replay starts, with a fresh consumer group that commits
@@ -8,23 +9,24 @@ nothing, and written through the same functions the sinks use.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.app import app, settings
 from streams.bridge import tenants
 from streams.edges import Message, MessageRejected, parse_ack_message, parse_message, read_message
 from streams.entities import EntityType, parse_entity
-from streams.kafka import kafka_consumer, topic_partitions
+from streams.kafka import connection_options, kafka_consumer, topic_partitions
 from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, DeadLetterStage, EntityChanges
 from streams.topics import click_events, dead_letter, entity_changes
 
@@ -102,7 +104,73 @@ async def replay(*, since: datetime | None = None, batch: int = 500, progress: P
 
 
 REQUEUE_GROUP = "{app_id}-requeue-{stage}"
-"""The consumer group, one per dead-letter stage, that remembers how far that stage's letters were requeued."""
+"""The consumer group, one per dead-letter stage, that remembers which of that stage's letters were requeued:
+per partition, its committed offset and metadata are a ``Requeued``."""
+
+METADATA_CHARACTERS = 4000
+"""Room for a ``Requeued`` in a committed offset's metadata (Kafka's ``offset.metadata.max.bytes``: 4096)."""
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """Which letters of one stage in one partition were requeued: every letter below ``end`` was read by a run and
+    requeued, except those in the ``skipped`` ranges (first and last offset, both included; no letter of the
+    stage in a range was requeued, unless ``metadata()`` merged ranges). A run reads those again and requeues
+    each once it can be.
+
+    Committed as the offset ``start`` (where the next run reads from) and ``metadata()``; a group's commit
+    without metadata means no skipped letters."""
+
+    end: int = 0
+    skipped: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def start(self) -> int:
+        return self.skipped[0][0] if self.skipped else self.end
+
+    def due(self, offset: int) -> bool:
+        """Whether the letter at ``offset`` is still to be requeued."""
+        return offset >= self.end or any(first <= offset <= last for first, last in self.skipped)
+
+    def metadata(self) -> str:
+        """``{end};{first}-{last},…``, at most ``METADATA_CHARACTERS`` long: where the ranges would not fit, the
+        nearest ones are merged, so a letter requeued between them is requeued again (harmless: the pipeline's
+        writes are idempotent) and none is given up."""
+        ranges = list(self.skipped)
+        while len(text := _metadata(self.end, ranges)) > METADATA_CHARACTERS:
+            i = min(range(len(ranges) - 1), key=lambda i: ranges[i + 1][0] - ranges[i][1])
+            ranges[i : i + 2] = [(ranges[i][0], ranges[i + 1][1])]
+        return text
+
+    @classmethod
+    def committed(cls, offset: int, metadata: str) -> Requeued:
+        """What a group's commit (``offset`` -1: none) says."""
+        if offset < 0:
+            return cls()
+        end, _, ranges = metadata.partition(";")
+        if not end:
+            return cls(end=offset)  # committed by a run that kept no skipped letters
+        pairs = (item.split("-") for item in ranges.split(",") if item)
+        return cls(end=int(end), skipped=tuple((int(first), int(last)) for first, last in pairs))
+
+
+def _metadata(end: int, ranges: Sequence[tuple[int, int]]) -> str:
+    return f"{end};" + ",".join(f"{first}-{last}" for first, last in ranges)
+
+
+class Skips:
+    """The ranges of one stage's letters a run skipped in one partition, as it reads them in order."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.open = False
+
+    def note(self, offset: int, skipped: bool) -> None:
+        if skipped and self.open:
+            self.ranges[-1] = (self.ranges[-1][0], offset)
+        elif skipped:
+            self.ranges.append((offset, offset))
+        self.open = skipped
 
 
 class Requeue:
@@ -120,17 +188,23 @@ class Requeue:
         self.requeued: Counter[str] = Counter()
         self.skipped: dict[str, Counter[str]] = defaultdict(Counter)
 
-    def add(self, stage: DeadLetterStage, letter: Mapping[str, Any]) -> None:
-        """Gather one dead letter of ``stage`` (a ``DeadLetter`` as JSON), or count it as skipped with the reason:
-        a source not of its stage's shape, or a body or tenant that still does not read."""
+    def add(self, stage: DeadLetterStage, letter: Mapping[str, Any]) -> bool:
+        """Gather one dead letter of ``stage`` (a ``DeadLetter`` as JSON) and return True, or count it as skipped
+        with the reason (a source not of its stage's shape, or a body or tenant that still does not read) and
+        return False."""
         try:
             self._gather(stage, letter["tenant"], letter["source"])
         except MessageRejected as exc:
-            self.skipped[stage.value][exc.reason] += 1
+            self.skip(stage.value, exc.reason)
         except (KeyError, TypeError, ValueError) as exc:
-            self.skipped[stage.value][f"its source is not the {stage} shape ({type(exc).__name__}: {exc})"] += 1
+            self.skip(stage.value, f"its source is not the {stage} shape ({type(exc).__name__}: {exc})")
         else:
             self.requeued[stage.value] += 1
+            return True
+        return False
+
+    def skip(self, stage: str, reason: str) -> None:
+        self.skipped[stage][reason] += 1
 
     def _gather(self, stage: DeadLetterStage, tenant: str, source: dict[str, Any]) -> None:
         configured = tenants()
@@ -194,35 +268,61 @@ class Requeue:
                 "skipped": {stage: dict(reasons) for stage, reasons in self.skipped.items()}}
 
 
+STAGES = frozenset(stage.value for stage in DeadLetterStage)
+
+
 async def requeue_dead_letters(stages: Collection[DeadLetterStage] = tuple(DeadLetterStage)) -> dict[str, Any]:
     """Send the dead letters of ``stages`` back into the pipeline, each once (where each stage goes:
-    ``DeadLetterStage``). Each stage's consumer group (``REQUEUE_GROUP``) holds how far its letters were
-    requeued: a run reads from there to the topic's end as it starts, sends, waits for Kafka, then commits
-    that end, so a second run requeues only letters written since. Returns ``Requeue.report()``."""
+    ``DeadLetterStage``), and return ``Requeue.report()``.
+
+    Each stage's consumer group (``REQUEUE_GROUP``) remembers, per partition, which of its letters were requeued
+    (``Requeued``). A run reads the stage's letters still due, up to the topic's end as it starts, sends what
+    it can requeue, waits for Kafka, then commits: a letter requeued is not read again; a letter skipped (its
+    tenant not configured, say) stays due and is read again by every later run, which reports it as skipped
+    until it can be requeued (after the fix) or the topic's retention drops it. A letter of no known stage is
+    reported, as skipped, by the first run whose stages have not read past it."""
     requeue = Requeue()
     partitions = await topic_partitions(dead_letter.get_topic_name())
-    if not partitions:
+    if not partitions or not stages:
         return requeue.report()
-    async with contextlib.AsyncExitStack() as stack:
-        reader = await stack.enter_async_context(kafka_consumer())
-        groups = {stage: await stack.enter_async_context(
-                      kafka_consumer(group_id=REQUEUE_GROUP.format(app_id=settings.app_id, stage=stage)))
-                  for stage in stages}
+    groups = {stage: REQUEUE_GROUP.format(app_id=settings.app_id, stage=stage) for stage in stages}
+    done = await _requeued(groups, partitions)
+    skips: dict[DeadLetterStage, dict[TopicPartition, Skips]] = {
+        stage: {tp: Skips() for tp in partitions} for stage in groups}
+    async with kafka_consumer() as reader:
         ends = await reader.end_offsets(partitions)
         beginnings = await reader.beginning_offsets(partitions)
-        starts: dict[DeadLetterStage, dict[TopicPartition, int]] = {}
-        for stage, group in groups.items():
-            group.assign(partitions)
-            starts[stage] = {tp: max(await group.committed(tp) or 0, beginnings[tp]) for tp in partitions}
-        first = {tp: min(start[tp] for start in starts.values()) for tp in partitions}
-        async for tp, offset, letter in _letters(reader, first, ends):
-            name = letter.get("stage")
-            if name in starts and offset >= starts[name][tp]:
-                requeue.add(DeadLetterStage(name), letter)
+        starts = {tp: max(beginnings[tp], min(read[tp].start for read in done.values())) for tp in partitions}
+        unread = {tp: min(read[tp].end for read in done.values()) for tp in partitions}
+        async for tp, offset, letter in _letters(reader, starts, ends):
+            name = letter.get("stage") if isinstance(letter, dict) else None
+            if not isinstance(name, str) or name not in STAGES:
+                if offset >= unread[tp]:
+                    requeue.skip(str(name), f"unknown stage {name}")
+            elif (stage := DeadLetterStage(name)) in done:
+                due = done[stage][tp].due(offset)
+                skips[stage][tp].note(offset, due and not requeue.add(stage, letter))
         await requeue.send()
-        for group in groups.values():
-            await group.commit({tp: ends[tp] for tp in partitions})
+    for stage, group in groups.items():
+        async with kafka_consumer(group_id=group) as consumer:
+            consumer.assign(partitions)
+            marks = {tp: Requeued(end=ends[tp], skipped=tuple(skips[stage][tp].ranges)) for tp in partitions}
+            await consumer.commit({tp: (mark.start, mark.metadata()) for tp, mark in marks.items()})
     return requeue.report()
+
+
+async def _requeued(groups: Mapping[DeadLetterStage, str],
+                    partitions: list[TopicPartition]) -> dict[DeadLetterStage, dict[TopicPartition, Requeued]]:
+    """What each stage's group committed for each partition."""
+    admin = AIOKafkaAdminClient(**connection_options())
+    await admin.start()
+    try:
+        committed = {stage: await admin.list_consumer_group_offsets(group, partitions=partitions)
+                     for stage, group in groups.items()}
+    finally:
+        await admin.close()
+    return {stage: {tp: Requeued.committed(offsets[tp].offset, offsets[tp].metadata or "") if tp in offsets
+                    else Requeued() for tp in partitions} for stage, offsets in committed.items()}
 
 
 async def _letters(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int],
