@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Sinks and acker
     sink_batch: int = Field(default=200, ge=1)
     sink_within: float = Field(default=0.5, gt=0)
+    test_fail_once: Path | None = None
+    """Test-only, never set in a deployment: a marker file; while it does not exist, the clicks sink fails its
+    first batch part-way through writing it and creates the file (``streams.agents.clicks_sink.failing_once``)."""
 
     # AWS edges, each off unless configured (docs/edges.md). Credentials default to the AWS chain.
     aws_endpoint_url: AnyHttpUrl | None = None

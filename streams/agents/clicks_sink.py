@@ -6,7 +6,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from streams.adoption import check_adopted
 from streams.app import app, settings
@@ -71,7 +72,9 @@ async def _set_aside(refused: Sequence[Refused]) -> None:
 async def clicks_sink(stream):
     await check_adopted(mongo(), settings.legacy_tenant)
     await ensure_indexes()
-    await each_batch(stream, settings.sink_batch, settings.sink_within, write_clicks)
+    marker = settings.test_fail_once
+    handle = write_clicks if marker is None else failing_once(marker)
+    await each_batch(stream, settings.sink_batch, settings.sink_within, handle)
 
 
 async def write_clicks(batch: Sequence[ClickEvents]) -> None:
@@ -87,3 +90,19 @@ async def write_clicks(batch: Sequence[ClickEvents]) -> None:
         rows[clicks.tenant].extend(clicks.repeats or ())
     for tenant, tenant_rows in rows.items():
         await send_acks(tenant, "processed", tenant_rows)
+
+
+def failing_once(marker: Path) -> Callable[[Sequence[ClickEvents]], Awaitable[None]]:
+    """Test-only (``LEADS_TEST_FAIL_ONCE``): ``write_clicks``, except that while the file ``marker`` does not
+    exist, the clicks of the first half of a batch are written, then ``marker`` is created and the handler
+    raises before any row is acked, as a sink failing part-way through its writes does: the worker exits, and
+    the next one, finding the marker, reads the batch again and writes as usual."""
+
+    async def write_half_then_fail(batch: Sequence[ClickEvents]) -> None:
+        if marker.exists():
+            return await write_clicks(batch)
+        await store_clicks(batch[:len(batch) // 2], document_ids())
+        marker.touch()
+        raise RuntimeError(f"LEADS_TEST_FAIL_ONCE: {len(batch) // 2} of a batch of {len(batch)} records written")
+
+    return write_half_then_fail

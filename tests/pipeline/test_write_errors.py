@@ -159,6 +159,35 @@ def test_refused_documents_are_dead_lettered_and_the_rest_written(tmp_path: Path
     ``externalSource`` is a string: MongoDB refuses their updates. The click's rows are dead-lettered with the
     reason and stay unprocessed in SFMC (also after their re-reads), the send is dead-lettered; the worker runs
     on, and every other document and row ends as in a clean run."""
+    _run_with_refused_documents(tmp_path, kafka_url, mongo_url, kafka_bootstrap)
+
+
+def test_a_sink_that_fails_is_read_again_after_the_restart(tmp_path: Path, kafka_url: str, mongo_url: str,
+                                                           kafka_bootstrap: str) -> None:
+    """The run above with a second, unrelated failure: the clicks sink raises once, part-way through writing
+    its first batch and before acking it (``LEADS_TEST_FAIL_ONCE``), and the worker exits non-zero. The same
+    worker started again reads that batch again, and the end state is that of the run without the failure."""
+    _run_with_refused_documents(tmp_path, kafka_url, mongo_url, kafka_bootstrap,
+                                fail_once=tmp_path / "clicks-sink-failed")
+
+
+def _fail_once(worker: Worker, marker: Path) -> None:
+    """Start ``worker`` with the clicks sink's test-only failure armed: it exits non-zero in the sink's first
+    batch, leaving ``marker``."""
+    process = worker.start().process
+    assert process is not None
+    try:
+        status = process.wait(120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the worker did not exit:\n{worker.log()[-3000:]}") from None
+    log = worker.log()
+    assert status != 0 and marker.exists() and "LEADS_TEST_FAIL_ONCE: " in log, log[-3000:]
+
+
+def _run_with_refused_documents(tmp_path: Path, kafka_url: str, mongo_url: str, kafka_bootstrap: str,
+                                fail_once: Path | None = None) -> None:
+    """The refused documents' run and its checks; with ``fail_once``, the worker's first start fails once
+    (``_fail_once``) before the worker is started again, unchanged."""
     dataset = make_dataset(Sizes(rows=600, sends=10, subscribers=80, emails=5, categories=6, days=2), seed=14)
     expected = expected_documents(dataset)
     rows = Counter((unit["tenant"], row["ID"]) for unit in dataset["units"] for row in unit["rows"])
@@ -181,12 +210,19 @@ def test_refused_documents_are_dead_lettered_and_the_rest_written(tmp_path: Path
     run = Run(dataset, expected, db.name, prefix)
     emulator = EmulatorThread(dataset)
     run.url = emulator.start()
-    env = worker_env(dataset, run.url, kafka_url=kafka_url, mongo_url=mongo_url, database=db.name, prefix=prefix)
+    # with the failure, no row is read again from SFMC in time: only Kafka can bring the failed batch back
+    hook = {} if fail_once is None else {"LEADS_TEST_FAIL_ONCE": str(fail_once), "LEADS_REACK_AFTER_SECONDS": "3600"}
+    env = worker_env(dataset, run.url, kafka_url=kafka_url, mongo_url=mongo_url, database=db.name, prefix=prefix,
+                     **hook)
     try:
-        run.workers.append(Worker(env, tmp_path, name=prefix).start())
+        run.workers.append(Worker(env, tmp_path, name=prefix))
+        if fail_once is not None:
+            _fail_once(run.workers[0], fail_once)
+        run.workers[0].start()
         drain(run, db, run.workers)
         wait_for_dead_letters(run, kafka_bootstrap)
-        time.sleep(REREAD)  # the click's rows are read again, past LEADS_REACK_AFTER_SECONDS: never acked
+        if fail_once is None:
+            time.sleep(REREAD)  # the click's rows are read again, past LEADS_REACK_AFTER_SECONDS: never acked
         collect(run, db)
         worker = run.workers[0].process
         assert worker is not None and worker.poll() is None, "the worker stopped"
@@ -203,8 +239,11 @@ def test_refused_documents_are_dead_lettered_and_the_rest_written(tmp_path: Path
                    if letter["stage"] == "write-clicks"}
         assert set(written) == click_rows
         assert all("Cannot apply $addToSet to non-array field" in reason for reason in written.values()), written
-        [refused_send] = [letter for letter in letters if letter["stage"] == "write-models"]
-        assert refused_send["source"] == {"entity": send} and "(code 28)" in refused_send["reason"]
+        # once; or again, when the failing worker stopped before the models sink's batch was committed
+        refused_sends = [letter for letter in letters if letter["stage"] == "write-models"]
+        assert refused_sends and (fail_once or len(refused_sends) == 1), refused_sends
+        assert all(letter["source"] == {"entity": send} and "(code 28)" in letter["reason"]
+                   for letter in refused_sends), refused_sends
         clicks = run.docs["event-email-clicks"]
         assert [doc for doc in clicks if doc["_id"] == legacy_click["_id"]] == [legacy_click]
         run.docs["event-email-clicks"] = [doc for doc in clicks if doc["_id"] != legacy_click["_id"]]
