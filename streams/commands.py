@@ -75,7 +75,8 @@ async def replay(self: Any, since: datetime | None, database: str | None, batch:
 )
 async def replay_dead_letters(self: Any, stage: str | None) -> None:
     """Send dead letters back into the pipeline (after a fix), each once: rows to click-rows, entities to their
-    resolvers, acks to the acker. Prints what was requeued and what was skipped, per stage, with reasons (JSON)."""
+    resolvers, acks to the acker. Prints what was requeued and what was skipped, per stage, with reasons (JSON).
+    A letter that cannot be requeued yet (its tenant not configured, say) stays due: later runs try it again."""
     from streams.replay import requeue_dead_letters
 
     report = await requeue_dead_letters([DeadLetterStage(stage)] if stage else tuple(DeadLetterStage))

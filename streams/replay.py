@@ -298,7 +298,8 @@ async def requeue_dead_letters(stages: Collection[DeadLetterStage] = tuple(DeadL
             name = letter.get("stage") if isinstance(letter, dict) else None
             if not isinstance(name, str) or name not in STAGES:
                 if offset >= unread[tp]:
-                    requeue.skip(str(name), f"unknown stage {name}")
+                    requeue.skip(name if isinstance(name, str) else "unknown",
+                                 "not JSON" if letter is None else f"unknown stage {name}")
             elif (stage := DeadLetterStage(name)) in done:
                 due = done[stage][tp].due(offset)
                 skips[stage][tp].note(offset, due and not requeue.add(stage, letter))
@@ -325,9 +326,17 @@ async def _requeued(groups: Mapping[DeadLetterStage, str],
                     else Requeued() for tp in partitions} for stage, offsets in committed.items()}
 
 
+def _json(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+
+
 async def _letters(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int],
-                   ends: Mapping[TopicPartition, int]) -> AsyncIterator[tuple[TopicPartition, int, dict[str, Any]]]:
-    """``(partition, offset, letter)`` of each dead letter from ``starts`` up to (not including) ``ends``."""
+                   ends: Mapping[TopicPartition, int]) -> AsyncIterator[tuple[TopicPartition, int, Any]]:
+    """``(partition, offset, letter)`` of each dead letter from ``starts`` up to (not including) ``ends``; the
+    letter is its decoded JSON, None where it is not JSON."""
     consumer.assign(list(starts))
     for tp, start in starts.items():
         consumer.seek(tp, start)
@@ -336,5 +345,5 @@ async def _letters(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, i
         for tp, messages in (await consumer.getmany(*pending, timeout_ms=1000)).items():
             for message in messages:
                 if message.value and message.offset < ends[tp]:
-                    yield tp, message.offset, orjson.loads(message.value)
+                    yield tp, message.offset, _json(message.value)
         pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}

@@ -34,12 +34,13 @@ def _letter(stage: str, tenant: str, source: dict[str, Any]) -> dict[str, Any]:
     return {"stage": stage, "reason": "a test letter", "tenant": tenant, "source": source, "at": 0.0}
 
 
-async def _produce(bootstrap: str, topic: str, letters: list[dict[str, Any]]) -> None:
+async def _produce(bootstrap: str, topic: str, letters: list[dict[str, Any] | bytes]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         for letter in letters:
-            await producer.send_and_wait(topic, orjson.dumps(letter), key=b"test")
+            value = letter if isinstance(letter, bytes) else orjson.dumps(letter)
+            await producer.send_and_wait(topic, value, key=b"test")
     finally:
         await producer.stop()
 
@@ -88,6 +89,7 @@ def test_requeue_each_letter_once_and_report_skips(tmp_path: Path, kafka_url: st
         _letter("sqs", "nobody", {"queue": "q", "message_id": "m3",
                                   "body": orjson.dumps({"tenant": "nobody", "row": third}).decode()}),
         _letter("resolve-widget", tenant, {"entity": f"mc.{tenant}.widget*1"}),  # a stage this version does not know
+        b'{"stage": "ingest", "reason": "cut sh',  # not a letter at all
     ]))
 
     first = _requeue(env)
@@ -100,7 +102,8 @@ def test_requeue_each_letter_once_and_report_skips(tmp_path: Path, kafka_url: st
     assert any(reason.startswith("not JSON") for reason in sqs_reasons), first
     assert "tenant 'nobody' is not a configured business unit" in sqs_reasons, first
     assert first["skipped"]["resolve-widget"] == {"unknown stage resolve-widget": 1}, first
-    assert set(first["skipped"]) == {"ack", "sqs", "resolve-widget"}, first
+    assert first["skipped"]["unknown"] == {"not JSON": 1}, first
+    assert set(first["skipped"]) == {"ack", "sqs", "resolve-widget", "unknown"}, first
 
     def requeued() -> dict[str, list[Any]]:
         def ids(name: str) -> list[str]:
@@ -125,7 +128,8 @@ def test_requeue_each_letter_once_and_report_skips(tmp_path: Path, kafka_url: st
     }
 
     # nothing is requeued twice; what could not be requeued is read and reported again, the unknown stage once
-    skipped = {stage: reasons for stage, reasons in first["skipped"].items() if stage != "resolve-widget"}
+    skipped = {stage: reasons for stage, reasons in first["skipped"].items()
+               if stage not in ("resolve-widget", "unknown")}
     assert _requeue(env) == {"requeued": {}, "skipped": skipped}
     assert requeued() == once
 
