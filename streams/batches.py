@@ -7,6 +7,11 @@ then commits their offsets on its way down, and the failed input is never read a
 withhold its events first: each message is settled for the consumer (so a stopping worker does not wait for
 it) without its offset ever becoming committable, so it is read again after the restart. The error is
 raised on: ``CrashingSupervisor`` (``streams.app``) stops the worker.
+
+Both also wait, after each batch or event, until faust's producer buffer is back to its ``max_messages``
+(``producer_ebb``): table writes queue their changelog records there without waiting, and faust's own
+check before each event (``wait_until_ebb``) waits for at most that many records to leave, so a busy
+worker's buffer grew to 12,000 serialized records (issue 11: the largest thing in its peak memory).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 from faust.streams import Stream
 from faust.types import EventT
 
+from streams.app import app
+
 
 async def each_batch(stream: Stream[Any], size: int, within: float,
                      handle: Callable[[list[Any]], Awaitable[None]]) -> None:
@@ -26,6 +33,7 @@ async def each_batch(stream: Stream[Any], size: int, within: float,
     async for events in stream.take_events(size, within=within):
         with withheld_on_error(events):
             await handle([event.value for event in events])
+            await producer_ebb()
 
 
 async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
@@ -34,6 +42,15 @@ async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None
     async for event in stream.events():
         with withheld_on_error([event]):
             await handle(event.value)
+            await producer_ebb()
+
+
+async def producer_ebb() -> None:
+    """Wait until faust's producer buffer holds at most its ``max_messages`` (100) records, while the producer
+    runs (a stopping worker flushes it itself)."""
+    buffer = app.producer.buffer
+    while buffer.size > buffer.max_messages and buffer.state == "running":
+        await buffer.flush_atmost(buffer.size - buffer.max_messages)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from faust.types import TP, TableT
 
 from streams import metrics
 from streams.app import app, settings
+from streams.batches import producer_ebb
 from streams.entities import EntityType, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
 from streams.models import DeadLetterStage, EntityRequest, EntitySnapshot
@@ -129,6 +130,7 @@ class Resolver:
         # the table learns of the snapshots only once Kafka has what they produce: a worker that dies before
         # then leaves them missing from the table, so the request, read again, fetches them again
         await asyncio.gather(*pending)
+        await producer_ebb()  # room in the producer buffer first: the window's fetches store one after another
         for key, entry in entries.items():
             self.table[key] = entry
         for snapshot in snapshots:
