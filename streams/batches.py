@@ -21,9 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from faust.streams import Stream
-from faust.types import EventT
-
-from streams.app import app
+from faust.types import AppT, EventT
 
 
 async def each_batch(stream: Stream[Any], size: int, within: float,
@@ -33,7 +31,7 @@ async def each_batch(stream: Stream[Any], size: int, within: float,
     async for events in stream.take_events(size, within=within):
         with withheld_on_error(events):
             await handle([event.value for event in events])
-            await producer_ebb()
+            await producer_ebb(stream.app)
 
 
 async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
@@ -42,12 +40,12 @@ async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None
     async for event in stream.events():
         with withheld_on_error([event]):
             await handle(event.value)
-            await producer_ebb()
+            await producer_ebb(stream.app)
 
 
-async def producer_ebb() -> None:
-    """Wait until faust's producer buffer holds at most its ``max_messages`` (100) records, while the producer
-    runs (a stopping worker flushes it itself)."""
+async def producer_ebb(app: AppT) -> None:
+    """Wait until ``app``'s producer buffer holds at most its ``max_messages`` (100) records, while the
+    producer runs (a stopping worker flushes it itself)."""
     buffer = app.producer.buffer
     while buffer.size > buffer.max_messages and buffer.state == "running":
         await buffer.flush_atmost(buffer.size - buffer.max_messages)

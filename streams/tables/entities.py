@@ -130,7 +130,7 @@ class Resolver:
         # the table learns of the snapshots only once Kafka has what they produce: a worker that dies before
         # then leaves them missing from the table, so the request, read again, fetches them again
         await asyncio.gather(*pending)
-        await producer_ebb()  # room in the producer buffer first: the window's fetches store one after another
+        await producer_ebb(app)  # room in the producer buffer first: the window's fetches store one after another
         for key, entry in entries.items():
             self.table[key] = entry
         for snapshot in snapshots:
