@@ -16,12 +16,16 @@ worker's buffer grew to 12,000 serialized records (issue 11: the largest thing i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from faust.streams import Stream
 from faust.types import AppT, EventT
+
+EBB_POLL = 0.005
+"""Seconds between ``producer_ebb``'s looks at the producer buffer."""
 
 
 async def each_batch(stream: Stream[Any], size: int, within: float,
@@ -45,10 +49,15 @@ async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None
 
 async def producer_ebb(app: AppT) -> None:
     """Wait until ``app``'s producer buffer holds at most its ``max_messages`` (100) records, while the
-    producer runs (a stopping worker flushes it itself)."""
+    producer runs (a stopping worker flushes it itself).
+
+    It looks every ``EBB_POLL`` seconds rather than with the buffer's ``flush_atmost``, which waits for each
+    record with a ``wait_for`` of its own and wakes every waiting agent per record: measured at 60k subscribers
+    (BENCHMARKS.md), ``flush_atmost`` cost 1,051 µs of worker CPU a row and 741 rows/s, this loop 795 µs and
+    937 rows/s (827 µs and 869 rows/s without any wait), the same peak memory."""
     buffer = app.producer.buffer
     while buffer.size > buffer.max_messages and buffer.state == "running":
-        await buffer.flush_atmost(buffer.size - buffer.max_messages)
+        await asyncio.sleep(EBB_POLL)
 
 
 @contextmanager
