@@ -5,9 +5,9 @@ with a MongoDB-generated ``_id`` and no ``entity``. Adopting one gives it the en
 (``LEADS_LEGACY_TENANT``) and nothing else, so it keeps its ``_id``, its editor-owned fields and every
 click document that references it; from then on the sinks find it by ``entity`` like their own documents.
 
-Adoption runs once, before the first worker, as a command: batched (``_id`` order), idempotent and
-resumable (it only ever picks documents that still have no ``entity``). A worker refuses to start while
-documents without an ``entity`` remain, so no worker can insert a duplicate of one.
+Adoption runs once, before the first worker, as a command: one cursor per collection in ``_id`` order, written
+in batches, idempotent and resumable (it only ever picks documents that still have no ``entity``). A worker
+refuses to start while documents without an ``entity`` remain, so no worker can insert a duplicate of one.
 """
 
 from __future__ import annotations
@@ -69,31 +69,56 @@ async def adopt(db: AsyncDatabase, tenant: str, *, batch: int = 1000,
     return counts
 
 
+@dataclass
+class _Scan:
+    """Where one collection's adoption stands: its counts, and the ``_id`` of the last document handled."""
+
+    count: Adopted
+    after: ObjectId | None = None
+
+
 async def _adopt_collection(db: AsyncDatabase, collection: str, kind: EntityType, tenant: str, batch: int,
                             progress: Progress | None) -> Adopted:
-    target = db[collection]
-    count, started, after = Adopted(), time.monotonic(), None
+    scan = _Scan(Adopted())
+    # one cursor over the collection, read again from the last page handled if the connection drops: a query
+    # per page would make the server find its place again for each page (on this stack's server a scan:
+    # quadratic in the collection)
+    await with_backoff(f"read {collection}", partial(_adopt_pages, db[collection], kind, tenant, batch, progress,
+                                                     scan, time.monotonic()))
+    return scan.count
+
+
+async def _adopt_pages(target: AsyncCollection, kind: EntityType, tenant: str, batch: int,
+                       progress: Progress | None, scan: _Scan, started: float) -> None:
     query: dict[str, Any] = {"externalSource.namespace": NAMESPACES[kind], **UNADOPTED}
-    while True:
-        page = {**query, "_id": {"$gt": after}} if after is not None else query
-        docs = await with_backoff(f"read {collection}", partial(_page, target, page, batch))
-        if not docs:
-            return count
-        after = docs[-1]["_id"]
-        ops, skipped = _adoptions(docs, kind, tenant)
-        duplicates = await _write(target, ops)
-        skipped += duplicates
-        count.adopted += len(ops) - len(duplicates)
-        count.skipped += len(skipped)
-        if skipped:
-            marks = [UpdateOne({"_id": _id}, {"$set": {SKIPPED: reason}}) for _id, reason in skipped]
-            await with_backoff(f"mark skipped {collection}", partial(target.bulk_write, marks))
+    if scan.after is not None:
+        query["_id"] = {"$gt": scan.after}
+    docs: list[dict[str, Any]] = []
+    async with target.find(query, {"externalSource.identifier": 1}).sort("_id", 1).batch_size(batch) as cursor:
+        async for doc in cursor:
+            docs.append(doc)
+            if len(docs) == batch:
+                await _adopt_page(target, docs, kind, tenant, scan)
+                docs = []
+                if progress:
+                    progress(target.name, scan.count, time.monotonic() - started)
+    if docs:
+        await _adopt_page(target, docs, kind, tenant, scan)
         if progress:
-            progress(collection, count, time.monotonic() - started)
+            progress(target.name, scan.count, time.monotonic() - started)
 
 
-async def _page(target: AsyncCollection, query: dict[str, Any], batch: int) -> list[dict[str, Any]]:
-    return await target.find(query, {"externalSource.identifier": 1}).sort("_id", 1).limit(batch).to_list()
+async def _adopt_page(target: AsyncCollection, docs: list[dict[str, Any]], kind: EntityType, tenant: str,
+                      scan: _Scan) -> None:
+    ops, skipped = _adoptions(docs, kind, tenant)
+    duplicates = await _write(target, ops)
+    skipped += duplicates
+    if skipped:
+        marks = [UpdateOne({"_id": _id}, {"$set": {SKIPPED: reason}}) for _id, reason in skipped]
+        await with_backoff(f"mark skipped {target.name}", partial(target.bulk_write, marks))
+    scan.count.adopted += len(ops) - len(duplicates)
+    scan.count.skipped += len(skipped)
+    scan.after = docs[-1]["_id"]
 
 
 def _adoptions(docs: list[dict[str, Any]], kind: EntityType,
