@@ -5,6 +5,9 @@
 Prints one JSON line ``{"url": ...}`` once listening. Besides the emulator's own endpoints it serves
 ``GET /_bench/marks``: when each row was first returned by a click-log Retrieve and when it was first
 marked ``Processed``, summarised (first poll, last ack, read-to-ack latency percentiles).
+
+``--feed-rate R`` (rows per second) feeds the click log instead of serving it whole: from the first click-log
+Retrieve on, a BU's rows appear in ``EventDate`` order, ``R`` a second (``bench.run --half-rate``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from aiohttp import web
 from streams.marketing_cloud.emulator.__main__ import _parser, config_from
 from streams.marketing_cloud.emulator.server import Emulator, _json
 from streams.marketing_cloud.emulator.state import Unit, load_dataset
+from streams.marketing_cloud.values import parse_de_date
 
 
 class Marks:
@@ -49,8 +53,36 @@ class Marks:
         }
 
 
+def _clicked_at(row: dict[str, str]) -> float:
+    """A row's EventDate for ordering (epoch seconds of its local time; 0 for a row without a valid one)."""
+    try:
+        return parse_de_date(row["EventDate"]).timestamp()
+    except ValueError:
+        return 0.0
+
+
+class Feed:
+    """The click-log rows a Retrieve may see: all, or (``rate`` rows per second) those fed so far."""
+
+    def __init__(self) -> None:
+        self.rate: float | None = None
+        self.started: float | None = None
+        self.rows: dict[str, list[dict[str, str]]] = {}
+        """Each BU's rows (by client id) in EventDate order, all of them."""
+
+    def visible(self, unit: Unit) -> list[dict[str, str]]:
+        if self.rate is None:
+            return unit.rows
+        if unit.client_id not in self.rows:
+            self.rows[unit.client_id] = sorted(unit.rows, key=_clicked_at)
+        self.started = self.started or time.time()
+        return self.rows[unit.client_id][: int((time.time() - self.started) * self.rate)]
+
+
 MARKS = Marks()
+FEED = Feed()
 _page = Emulator._page
+_retrieve = Emulator._retrieve
 _soap = Emulator._soap
 _mark = Unit.mark
 
@@ -61,6 +93,14 @@ def _bench_page(self: Emulator, request_id: str, pending: Any) -> bytes:
         for record in pending.records[: pending.page_size]:
             MARKS.read.setdefault(record.get("ID", ""), now)
     return _page(self, request_id, pending)
+
+
+def _bench_retrieve(self: Emulator, unit: Unit, call: Any) -> bytes:
+    everything, unit.rows = unit.rows, FEED.visible(unit)  # marks reach the same row dicts either way
+    try:
+        return _retrieve(self, unit, call)
+    finally:
+        unit.rows = everything
 
 
 async def _bench_soap(self: Emulator, request: web.Request) -> web.Response:
@@ -79,6 +119,7 @@ def _bench_mark(self: Unit, keys: dict[str, str], values: dict[str, Any]) -> dic
 
 
 Emulator._page = _bench_page  # type: ignore[method-assign]
+Emulator._retrieve = _bench_retrieve  # type: ignore[method-assign]
 Emulator._soap = _bench_soap  # type: ignore[method-assign]
 Unit.mark = _bench_mark  # type: ignore[method-assign]
 
@@ -88,7 +129,10 @@ async def _marks(request: web.Request) -> web.Response:
 
 
 async def _serve(argv: list[str] | None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    parser.add_argument("--feed-rate", type=float, default=None, help="click-log rows fed per second")
+    args = parser.parse_args(argv)
+    FEED.rate = args.feed_rate
     emulator = Emulator(load_dataset(args.dataset), config_from(args))
     emulator.app.router.add_get("/_bench/marks", _marks)
     url = await emulator.start(args.host, args.port)

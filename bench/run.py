@@ -8,6 +8,8 @@ Per run, on a fresh emulator process with the same dataset and knobs (see BENCHM
   limit     the final documents written straight to MongoDB (``bench.limit``)
   live      a real worker process; rows/s from the first poll to the last ack, read-to-ack p50/p99,
             SFMC calls by type, worker peak memory (VmHWM)
+  half      (``--half-rate``) a live worker on an emulator that feeds the click log at half the live run's
+            rows/s, polling every 2 s: read-to-ack p50/p99 at a rate it keeps up with
   replay    ``python -m streams replay --database X`` of that run's topics; SFMC calls during it
   raw       raw aiokafka consume-and-produce of the same click-rows messages (``bench.raw_kafka``)
   dry       a worker with MongoDB writes counted, not sent (``bench.dry_worker``), SFMC latency 0
@@ -70,13 +72,16 @@ def _free_port() -> int:
 
 
 class EmulatorProcess:
-    """``python -m bench.emulator`` with the dataset file and latency knobs."""
+    """``python -m bench.emulator`` with the dataset file and latency knobs; ``feed_rate``: click-log rows fed
+    per second (all at once if None)."""
 
-    def __init__(self, dataset_path: Path, soap_ms: float, rest_ms: float, name: str) -> None:
+    def __init__(self, dataset_path: Path, soap_ms: float, rest_ms: float, name: str,
+                 feed_rate: float | None = None) -> None:
         self.log_path = WORK / f"{name}-emulator.log"
+        feed = ["--feed-rate", str(feed_rate)] if feed_rate else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.emulator", "--dataset", str(dataset_path), "--port", str(_free_port()),
-             "--soap-latency", str(soap_ms), "--rest-latency", str(rest_ms)],
+             "--soap-latency", str(soap_ms), "--rest-latency", str(rest_ms), *feed],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_path.open("ab"), text=True)
         assert self.process.stdout is not None
         self.url: str = json.loads(self.process.stdout.readline())["url"]
@@ -329,6 +334,10 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
     if args.legacy > 0:
         log(f"run {index}: live worker on a legacy database (share {args.legacy:g})")
         result["live_legacy"] = legacy_live(args, dataset, dataset_path, expected, tag)
+    if args.half_rate and result["live"].get("rows_per_s"):
+        rate = result["live"]["rows_per_s"] / 2
+        log(f"run {index}: live worker fed at half its rate ({rate:.0f} rows/s, polls every {HALF_RATE_POLL:g} s)")
+        result["half_rate"] = {**half_rate_live(args, dataset_path, dataset, expected, tag, rate), "feed_rate": rate}
     log(f"run {index}: raw aiokafka")
     result["raw"] = asyncio.run(run_raw(KAFKA, dataset))
     if not args.skip_dry:
@@ -406,6 +415,25 @@ def legacy_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path:
         drop(database)
 
 
+HALF_RATE_POLL = 2.0
+"""Seconds between the half-rate run's polls: its read-to-ack latency is the pipeline's, not a poll period's."""
+
+
+def half_rate_live(args: argparse.Namespace, dataset_path: Path, dataset: dict[str, Any], expected: int, tag: str,
+                   rate: float) -> dict[str, Any]:
+    """The live run on an emulator that feeds the click log at ``rate`` rows per second (``--half-rate``)."""
+    emulator = EmulatorProcess(dataset_path, args.soap_latency, args.rest_latency, f"{tag}-half", feed_rate=rate)
+    database = f"bench_half_{tag}"
+    try:
+        seed_acks(dataset, database)
+        env = worker_env(dataset, emulator.url, database, f"{tag}h", HALF_RATE_POLL, WORK / f"{tag}h-data",
+                         args.store, args.setting)
+        return run_live(emulator, WorkerProcess(env, f"{tag}-half"), expected, args.timeout)
+    finally:
+        emulator.stop()
+        drop(database)
+
+
 def ratios(result: dict[str, Any]) -> dict[str, float | None]:
     live = result.get("live", {}).get("rows_per_s")
 
@@ -470,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run live on a legacy database holding this share (0-1) of the first BU's "
                              "entities and click documents (stack.legacy), adopted first")
     parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument("--half-rate", action="store_true",
+                        help="then a live worker fed at half the live run's rows/s: its read-to-ack p50/p99")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's Kafka topics")
     parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")
     parser.add_argument("--stages", action="store_true",
@@ -499,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         "live_rows_per_s": median([r["live"].get("rows_per_s") for r in runs]),
         "live_p50_s": median([r["live"]["latency"]["p50"] for r in runs]),
         "live_p99_s": median([r["live"]["latency"]["p99"] for r in runs]),
+        "half_rate_p50_s": median([r.get("half_rate", {}).get("latency", {}).get("p50") for r in runs]),
+        "half_rate_p99_s": median([r.get("half_rate", {}).get("latency", {}).get("p99") for r in runs]),
         "limit_rows_per_s": median([r["limit"]["rows_per_s"] for r in runs]),
         "raw_rows_per_s": median([r["raw"]["rows_per_s"] for r in runs]),
         "dry_rows_per_s": median([r.get("dry", {}).get("rows_per_s") for r in runs]),
