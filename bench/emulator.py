@@ -6,8 +6,8 @@ Prints one JSON line ``{"url": ...}`` once listening. Besides the emulator's own
 ``GET /_bench/marks``: when each row was first returned by a click-log Retrieve and when it was first
 marked ``Processed``, summarised (first poll, last ack, read-to-ack latency percentiles).
 
-``--feed-rate R`` (rows per second) feeds the click log instead of serving it whole: from the first click-log
-Retrieve on, a BU's rows appear in ``EventDate`` order, ``R`` a second (``bench.run --half-rate``).
+``--feed-rate R`` (rows per second, per BU) feeds the click log instead of serving it whole: from the first
+click-log Retrieve on, each BU's rows appear in ``EventDate`` order, ``R`` a second (``bench.run --half-rate``).
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def _bench_page(self: Emulator, request_id: str, pending: Any) -> bytes:
 
 
 def _bench_retrieve(self: Emulator, unit: Unit, call: Any) -> bytes:
+    if not (call.object_type or "").startswith("DataExtensionObject"):
+        return _retrieve(self, unit, call)
     everything, unit.rows = unit.rows, FEED.visible(unit)  # marks reach the same row dicts either way
     try:
         return _retrieve(self, unit, call)

@@ -421,8 +421,9 @@ HALF_RATE_POLL = 2.0
 
 def half_rate_live(args: argparse.Namespace, dataset_path: Path, dataset: dict[str, Any], expected: int, tag: str,
                    rate: float) -> dict[str, Any]:
-    """The live run on an emulator that feeds the click log at ``rate`` rows per second (``--half-rate``)."""
-    emulator = EmulatorProcess(dataset_path, args.soap_latency, args.rest_latency, f"{tag}-half", feed_rate=rate)
+    """The live run on an emulator that feeds the click logs at ``rate`` rows per second in all (``--half-rate``)."""
+    emulator = EmulatorProcess(dataset_path, args.soap_latency, args.rest_latency, f"{tag}-half",
+                               feed_rate=rate / len(dataset["units"]))  # the emulator feeds each BU at its rate
     database = f"bench_half_{tag}"
     try:
         seed_acks(dataset, database)

@@ -22,7 +22,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, CursorNotFound
 
 from streams.entities import NAMESPACES, EntityType, entity
 from streams.mongo import DUPLICATE_KEY, with_backoff
@@ -79,13 +79,17 @@ class _Scan:
 
 async def _adopt_collection(db: AsyncDatabase, collection: str, kind: EntityType, tenant: str, batch: int,
                             progress: Progress | None) -> Adopted:
-    scan = _Scan(Adopted())
-    # one cursor over the collection, read again from the last page handled if the connection drops: a query
-    # per page would make the server find its place again for each page (on this stack's server a scan:
-    # quadratic in the collection)
-    await with_backoff(f"read {collection}", partial(_adopt_pages, db[collection], kind, tenant, batch, progress,
-                                                     scan, time.monotonic()))
-    return scan.count
+    scan, started = _Scan(Adopted()), time.monotonic()
+    # one cursor over the collection, opened again after the last page handled if the connection drops or the
+    # server forgot the cursor (a long outage): a query per page would make the server find its place again
+    # for each page (on this stack's server a scan: quadratic in the collection)
+    while True:
+        try:
+            await with_backoff(f"read {collection}", partial(_adopt_pages, db[collection], kind, tenant, batch,
+                                                             progress, scan, started))
+            return scan.count
+        except CursorNotFound:
+            continue
 
 
 async def _adopt_pages(target: AsyncCollection, kind: EntityType, tenant: str, batch: int,

@@ -48,8 +48,9 @@ async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None
 
 
 async def producer_ebb(app: AppT) -> None:
-    """Wait until ``app``'s producer buffer holds at most its ``max_messages`` (100) records, while the
-    producer runs (a stopping worker flushes it itself).
+    """Wait until ``app``'s producer buffer holds at most its ``max_messages`` (100) records, while it runs.
+    Raises ``RuntimeError`` when the buffer crashed: its records are lost, so the batch that waits must not be
+    acked (``each_batch`` withholds it and the worker stops).
 
     It looks every ``EBB_POLL`` seconds rather than with the buffer's ``flush_atmost``, which waits for each
     record with a ``wait_for`` of its own and wakes every waiting agent per record: measured at 60k subscribers
@@ -58,6 +59,8 @@ async def producer_ebb(app: AppT) -> None:
     buffer = app.producer.buffer
     while buffer.size > buffer.max_messages and buffer.state == "running":
         await asyncio.sleep(EBB_POLL)
+    if buffer.crashed:
+        raise RuntimeError("faust's producer buffer crashed with records in it") from buffer.crash_reason
 
 
 @contextmanager
