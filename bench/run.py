@@ -337,7 +337,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
     if args.half_rate and result["live"].get("rows_per_s"):
         rate = result["live"]["rows_per_s"] / 2
         log(f"run {index}: live worker fed at half its rate ({rate:.0f} rows/s, polls every {HALF_RATE_POLL:g} s)")
-        result["half_rate"] = {**half_rate_live(args, dataset_path, dataset, expected, tag, rate), "feed_rate": rate}
+        result["half_rate"] = {**half_rate_live(args, dataset, dataset_path, expected, tag, rate), "feed_rate": rate}
     log(f"run {index}: raw aiokafka")
     result["raw"] = asyncio.run(run_raw(KAFKA, dataset))
     if not args.skip_dry:
@@ -419,7 +419,7 @@ HALF_RATE_POLL = 2.0
 """Seconds between the half-rate run's polls: its read-to-ack latency is the pipeline's, not a poll period's."""
 
 
-def half_rate_live(args: argparse.Namespace, dataset_path: Path, dataset: dict[str, Any], expected: int, tag: str,
+def half_rate_live(args: argparse.Namespace, dataset: dict[str, Any], dataset_path: Path, expected: int, tag: str,
                    rate: float) -> dict[str, Any]:
     """The live run on an emulator that feeds the click logs at ``rate`` rows per second in all (``--half-rate``)."""
     emulator = EmulatorProcess(dataset_path, args.soap_latency, args.rest_latency, f"{tag}-half",

@@ -13,7 +13,7 @@ refuses to start while documents without an ``entity`` remain, so no worker can 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -97,19 +97,23 @@ async def _adopt_pages(target: AsyncCollection, kind: EntityType, tenant: str, b
     query: dict[str, Any] = {"externalSource.namespace": NAMESPACES[kind], **UNADOPTED}
     if scan.after is not None:
         query["_id"] = {"$gt": scan.after}
-    docs: list[dict[str, Any]] = []
     async with target.find(query, {"externalSource.identifier": 1}).sort("_id", 1).batch_size(batch) as cursor:
-        async for doc in cursor:
-            docs.append(doc)
-            if len(docs) == batch:
-                await _adopt_page(target, docs, kind, tenant, scan)
-                docs = []
-                if progress:
-                    progress(target.name, scan.count, time.monotonic() - started)
-    if docs:
-        await _adopt_page(target, docs, kind, tenant, scan)
-        if progress:
-            progress(target.name, scan.count, time.monotonic() - started)
+        async for docs in _pages(cursor, batch):
+            await _adopt_page(target, docs, kind, tenant, scan)
+            if progress:
+                progress(target.name, scan.count, time.monotonic() - started)
+
+
+async def _pages(cursor: AsyncIterable[dict[str, Any]], size: int) -> AsyncIterator[list[dict[str, Any]]]:
+    """The cursor's documents in lists of ``size`` (the last one shorter)."""
+    page: list[dict[str, Any]] = []
+    async for doc in cursor:
+        page.append(doc)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 async def _adopt_page(target: AsyncCollection, docs: list[dict[str, Any]], kind: EntityType, tenant: str,
