@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -92,32 +92,38 @@ class Resolver:
         return snapshot is None or now - snapshot.retrieved_at > settings.refresh_seconds
 
     async def resolve(self, requests: Sequence[EntityRequest]) -> None:
+        """Fetch the window's wanted ids: one ``IN`` call per BU and ``in_batch_size`` ids, whatever attempt
+        each id is at (first asks and due retries share the calls)."""
         now = time.time()
         await self.on_requests(requests)
-        wanted: dict[tuple[str, int], set[str]] = defaultdict(set)
+        wanted: dict[str, dict[str, int]] = defaultdict(dict)  # tenant → id → attempt
         for req in requests:
             for ident in req.ids:
                 key = entity(req.tenant, self.kind, ident)
                 if (req.attempt or req.refetch or key not in self.retries) and (req.refetch or self.stale(key, now)):
-                    wanted[req.tenant, req.attempt].add(ident)
+                    attempts = wanted[req.tenant]
+                    attempts[ident] = max(req.attempt, attempts.get(ident, 0))
         batch = settings.in_batch_size
         await asyncio.gather(*(
-            self.fetch_and_store(tenant, chunk, attempt)
-            for (tenant, attempt), ids in wanted.items()
-            for chunk in (sorted(ids)[i : i + batch] for i in range(0, len(ids), batch))
+            self.fetch_and_store(tenant, {ident: attempts[ident] for ident in chunk})
+            for tenant, attempts in wanted.items()
+            for chunk in (sorted(attempts)[i : i + batch] for i in range(0, len(attempts), batch))
         ))  # the client limits concurrent calls per BU
 
     async def on_requests(self, requests: Sequence[EntityRequest]) -> None:
         """Hook for data that rides on the requests of a window (a send's acks)."""
 
-    async def fetch_and_store(self, tenant: str, ids: list[str], attempt: int) -> None:
+    async def fetch_and_store(self, tenant: str, attempts: Mapping[str, int]) -> None:
+        """Fetch the ids (``attempts``: id → how many times it was asked before) in one call and store what
+        SFMC returns; retry the rest."""
+        ids = list(attempts)
         try:
             fetching = self.fetch(marketing_cloud(tenant), ids)
             records = await metrics.sfmc_calls.time(fetching, call=self.kind, tenant=tenant)
         except MarketingCloudError as exc:
             log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
             # SFMC being unwell is no verdict on the ids: they are tried again until it answers
-            await self.retry(tenant, ids, attempt, f"SFMC error: {exc}", final=False)
+            await self.retry(tenant, attempts, f"SFMC error: {exc}", verdict=False)
             return
         retrieved_at = time.time()
         found = {str(record.id): record for record in records}
@@ -135,9 +141,8 @@ class Resolver:
             self.table[key] = entry
         for snapshot in snapshots:
             self._forget_retry(snapshot.entity)
-        if missing := [ident for ident in ids if ident not in found]:
-            await self.retry(tenant, missing, attempt, f"SFMC returned no {self.kind} with this ID",
-                             final=attempt + 1 >= settings.entity_fetch_attempts)
+        if missing := {ident: attempt for ident, attempt in attempts.items() if ident not in found}:
+            await self.retry(tenant, missing, f"SFMC returned no {self.kind} with this ID", verdict=True)
 
     async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
         """Put fetched snapshots on ``entity-changes``; return the table entries to store once Kafka has them
@@ -148,20 +153,24 @@ class Resolver:
         """Hook: request the entities these records refer to; returns the requests' futures."""
         return []
 
-    async def retry(self, tenant: str, ids: list[str], attempt: int, reason: str, *, final: bool) -> None:
-        """Ask again later with backoff (doubling, at most a minute). When ``final``, dead-letter each id and
-        ask once more only after the refresh period, with its last attempt: until then, requests for it
+    async def retry(self, tenant: str, attempts: Mapping[str, int], reason: str, *, verdict: bool) -> None:
+        """Ask again later with backoff (doubling, at most a minute); ``attempts``: id → attempts before this
+        one. When ``verdict`` (SFMC answered without the id), an id whose attempts are used up is dead-lettered
+        and asked once more only after the refresh period, with its last attempt: until then, requests for it
         (every new click on an unknown send) are not fetched again (SPEC 6.3)."""
         now = time.time()
-        keys = [entity(tenant, self.kind, ident) for ident in ids]
-        if final:  # the dead letters are in Kafka before the table says they were written
-            await asyncio.gather(*[await send_dead_letter(key, DeadLetterStage(f"resolve-{self.kind}"),
-                                                          f"{reason} (after {attempt + 1} attempts)", tenant,
-                                                          {"entity": key}) for key in keys])
-        for ident, key in zip(ids, keys, strict=True):
-            if final:
+        last = settings.entity_fetch_attempts - 1
+        keys = {ident: entity(tenant, self.kind, ident) for ident in attempts}
+        final = {ident for ident, attempt in attempts.items() if verdict and attempt >= last}
+        # the dead letters are in Kafka before the table says they were written
+        await asyncio.gather(*[await send_dead_letter(keys[ident], DeadLetterStage(f"resolve-{self.kind}"),
+                                                      f"{reason} (after {attempts[ident] + 1} attempts)", tenant,
+                                                      {"entity": keys[ident]}) for ident in final])
+        for ident, attempt in attempts.items():
+            key = keys[ident]
+            if ident in final:
                 self._requeued.pop(key, None)
-                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": settings.entity_fetch_attempts - 1,
+                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": last,
                                      "due": now + settings.refresh_seconds}
             else:
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1,
@@ -231,14 +240,14 @@ class EmailResolver(Resolver):
 class CategoryResolver(Resolver):
     """Folders are fetched with their parents up to the root, so each snapshot carries its full path."""
 
-    async def fetch_and_store(self, tenant: str, ids: list[str], attempt: int) -> None:
-        await super().fetch_and_store(tenant, ids, attempt)
+    async def fetch_and_store(self, tenant: str, attempts: Mapping[str, int]) -> None:
+        await super().fetch_and_store(tenant, attempts)
         await self._fetch_parents(tenant)
 
     async def _fetch_parents(self, tenant: str) -> None:
         # parents are fetched level by level until every known folder's chain reaches the root
         while parents := sorted(self._missing_parents(tenant)):
-            await super().fetch_and_store(tenant, parents, settings.entity_fetch_attempts - 1)
+            await super().fetch_and_store(tenant, dict.fromkeys(parents, settings.entity_fetch_attempts - 1))
 
     def _missing_parents(self, tenant: str) -> set[str]:
         missing = set()

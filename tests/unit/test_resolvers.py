@@ -160,3 +160,24 @@ async def test_folders_are_stored_with_their_paths_once_kafka_has_them(
     assert published == {"mc.ien.category*4001": ["my emails"],
                          "mc.ien.category*4002": ["my emails", "Newsletters"]}
     assert {key: entry.data.get("path") for key, entry in categories.table.items()} == published
+
+
+async def test_first_asks_and_due_retries_of_a_window_share_one_call(
+        monkeypatch: pytest.MonkeyPatch, kafka: Kafka) -> None:
+    calls: list[list[str]] = []
+    subscribers = stand_in(monkeypatch, entities.subscribers, kafka, [])
+
+    async def fetch(client: Any, ids: list[str]) -> list[Any]:
+        calls.append(sorted(ids))
+        return []
+
+    monkeypatch.setattr(subscribers, "fetch", fetch)
+    last = entities.settings.entity_fetch_attempts - 1
+    await run(subscribers.resolve([EntityRequest(tenant="ien", ids=["1", "2"]),
+                                   EntityRequest(tenant="ien", ids=["3"], attempt=1),
+                                   EntityRequest(tenant="ien", ids=["2", "4"], attempt=last)]), kafka)
+    assert calls == [["1", "2", "3", "4"]]
+    # each id goes on from its own attempt: the one whose attempts are used up is dead-lettered
+    assert {key.rpartition("*")[2]: retry["attempt"] for key, retry in subscribers.retries.items()} == {
+        "1": 1, "2": last, "3": 2, "4": last}
+    assert sorted(kafka.delivered("dead-letter")) == ["mc.ien.subscriber*2", "mc.ien.subscriber*4"]
