@@ -99,7 +99,8 @@ async def adopt(self: Any, batch: int) -> None:
 
     if not settings.legacy_tenant:
         raise click.UsageError("set LEADS_LEGACY_TENANT to the tenant of the BU that owns the existing documents")
-    await ensure_indexes()
-    counts = await run_adoption(mongo(), settings.legacy_tenant, batch=batch, progress=_print_adoption)
+    db = mongo()
+    await ensure_indexes(db)
+    counts = await run_adoption(db, settings.legacy_tenant, batch=batch, progress=_print_adoption)
     print(orjson.dumps({"adopted": {name: vars(count) for name, count in counts.items()},
                         "tenant": settings.legacy_tenant, "database": settings.mongo_database}).decode())

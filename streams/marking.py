@@ -2,10 +2,13 @@
 
 A row SFMC refuses with errorcode 10006 (its keys match no primary key) is recorded in the
 ``processed-events`` collection instead, and so counts as processed (SPEC 2); it stays Ready in SFMC, so
-ingest is told (``note_refused``) to drop its later readings instead of acking it again. One that MongoDB
+ingest is told (``Outputs.refused``) to drop its later readings instead of acking it again. One that MongoDB
 refuses to record there is not processed: it is dead-lettered (stage ``ack``, with MongoDB's reason), as a
 row SFMC refused with another code, and ingest is not told. Transient SFMC failures are retried with backoff
-until SFMC answers. Used by the acker agent and by ``leads-sync mark-from-queue`` (the SQS ack egress).
+until SFMC answers.
+
+``Marking`` receives what it uses (the SFMC client of each tenant, the database, where its outputs go), so it
+runs without a worker; the acker agent and ``leads-sync mark-from-queue`` (the SQS ack egress) feed it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
-from faust.types import RecordMetadata
+from pymongo.asynchronous.database import AsyncDatabase
 
 from streams import metrics
 from streams.clicks import KEY_FIELDS
@@ -23,12 +27,10 @@ from streams.documents import processed_event_update
 from streams.edges import chunks
 from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
 from streams.marketing_cloud.rest import KEY_MISMATCH
-from streams.models import AckBatch, DeadLetterStage
+from streams.models import AckBatch
 from streams.mongo import bulk_upsert
-from streams.resources import marketing_cloud
 from streams.retry import until_done
-from streams.tables.seen_rows import REFUSED_SOURCE
-from streams.topics import append_click_rows, send_dead_letter
+from streams.topics import Pending
 
 ROWSET_ROWS = 50
 PROCESSED_EVENTS = "processed-events"
@@ -40,52 +42,78 @@ def primary_key(keys: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(keys.get(name, "") for name in KEY_FIELDS)
 
 
-async def mark_in_sfmc(batch: list[AckBatch]) -> None:
-    rows: dict[str, dict[tuple[str, ...], dict[str, str]]] = defaultdict(dict)
-    for ack in batch:
-        for keys in ack.rows:
-            rows[ack.tenant][primary_key(keys)] = keys  # the same row acked twice is marked once
-    await asyncio.gather(*(_mark_tenant(tenant, list(by_key.values())) for tenant, by_key in rows.items()))
+class Client(Protocol):
+    """What marking asks of a business unit's SFMC client (``streams.marketing_cloud.MarketingCloudClient``)."""
+
+    async def mark_processed(self, rows: Sequence[Mapping[str, str]]) -> list[RowFailure]: ...
 
 
-async def _mark_tenant(tenant: str, rows: list[dict[str, str]]) -> None:
-    results = await asyncio.gather(*(_mark_until_done(tenant, list(chunk)) for chunk in chunks(rows, ROWSET_ROWS)))
-    failures = [failure for result in results for failure in result]
-    refused = [failure.keys for failure in failures if failure.code == KEY_MISMATCH]
-    metrics.rows_marked.inc(len(rows) - len(failures), tenant=tenant)
-    now = time.time()
-    unrecorded = await bulk_upsert(PROCESSED_EVENTS, [processed_event_update(keys["ID"], now) for keys in refused])
-    recorded = [keys for index, keys in enumerate(refused) if index not in unrecorded]
-    metrics.key_mismatch_fallbacks.inc(len(recorded), tenant=tenant)
-    await note_refused(tenant, recorded, now)
-    letters = [(failure.keys, f"SFMC refused to mark the row ({failure.code}): {failure.message}")
-               for failure in failures if failure.code != KEY_MISMATCH]
-    letters += [(refused[index], f"SFMC refused to mark the row ({KEY_MISMATCH}) and MongoDB refused to record it "
-                                 f"in {PROCESSED_EVENTS}: {reason}") for index, reason in unrecorded.items()]
-    await asyncio.gather(*[await dead_letter_ack(tenant, keys, reason) for keys, reason in letters])
+class Outputs(Protocol):
+    """Where marking puts the rows it could not mark (the topics in a worker:
+    ``streams.agents.sqs_acks.KafkaMarkingOutputs``); every call returns the futures that say Kafka has it."""
+
+    async def dead_letter(self, tenant: str, keys: dict[str, str], reason: str) -> Pending:
+        """A row (its key values) that could not be marked: dead-lettered, stage ``ack``."""
+        ...
+
+    async def refused(self, tenant: str, rows: list[dict[str, str]], at: float) -> Pending:
+        """Rows (their key values) SFMC refused to mark and ``processed-events`` records, at ``at`` (epoch
+        seconds): ingest drops their later readings instead of acking them again."""
+        ...
 
 
-async def note_refused(tenant: str, rows: list[dict[str, str]], at: float) -> None:
-    """Tell ingest that SFMC refused these rows (their keys) and they are recorded as processed: one
-    ``click-rows`` record of source ``refused`` per partition, where the rows' readings go, whose seen-rows
-    table then drops their later readings (``Outcome.REFUSED``) instead of acking them again."""
-    await append_click_rows(tenant, rows, read_at=at, source=REFUSED_SOURCE)
+class Marking:
+    """Marks acked rows processed in SFMC.
 
+    ``client(tenant)``: the tenant's SFMC client; ``db``: the database whose ``processed-events`` records the
+    rows SFMC refuses with 10006; ``outputs``: where the rows not marked go.
+    """
 
-async def dead_letter_ack(tenant: str, keys: dict[str, str], reason: str) -> Awaitable[RecordMetadata]:
-    """Dead-letter a row that could not be marked (stage ``ack``, source ``{"keys": its key values}``);
-    await the result to know Kafka has it."""
-    return await send_dead_letter(f"{tenant}:{keys.get('ID', '')}", DeadLetterStage.ACK, reason, tenant,
-                                  {"keys": keys})
+    def __init__(self, client: Callable[[str], Client], db: AsyncDatabase, outputs: Outputs) -> None:
+        self.client = client
+        self.processed_events = db[PROCESSED_EVENTS]
+        self.outputs = outputs
 
+    async def mark(self, batch: Sequence[AckBatch]) -> None:
+        """Mark the rows of ``batch``, each row (by its ``primary_key``) once, the tenants at once. Returns when
+        every row is marked, recorded in ``processed-events`` or dead-lettered (Kafka has the letters).
 
-async def _mark_until_done(tenant: str, rows: list[dict[str, str]]) -> list[RowFailure]:
-    def marking() -> Awaitable[list[RowFailure]]:
-        return metrics.sfmc_calls.time(marketing_cloud(tenant).mark_processed(rows), call="rowset", tenant=tenant)
+        Raises pymongo errors that are not transient, and errors of the SFMC client that are neither transient
+        nor a ``MarketingCloudError`` (whose rows are dead-lettered)."""
+        rows: dict[str, dict[tuple[str, ...], dict[str, str]]] = defaultdict(dict)
+        for ack in batch:
+            for keys in ack.rows:
+                rows[ack.tenant][primary_key(keys)] = keys  # the same row acked twice is marked once
+        await asyncio.gather(*(self._mark_tenant(tenant, list(by_key.values())) for tenant, by_key in rows.items()))
 
-    try:
-        return await until_done(f"marking {len(rows)} rows of {tenant}", marking,
-                                transient=lambda exc: isinstance(exc, TransientError | AuthError))
-    except MarketingCloudError as exc:  # SFMC refused the request itself: dead-letter its rows
-        code = getattr(exc, "errorcode", None) or 0
-        return [RowFailure(keys, code, str(exc)) for keys in rows]
+    async def _mark_tenant(self, tenant: str, rows: list[dict[str, str]]) -> None:
+        results = await asyncio.gather(*(self._mark_until_done(tenant, list(chunk))
+                                         for chunk in chunks(rows, ROWSET_ROWS)))
+        failures = [failure for result in results for failure in result]
+        refused = [failure.keys for failure in failures if failure.code == KEY_MISMATCH]
+        metrics.rows_marked.inc(len(rows) - len(failures), tenant=tenant)
+        now = time.time()
+        unrecorded = await bulk_upsert(self.processed_events,
+                                       [processed_event_update(keys["ID"], now) for keys in refused])
+        recorded = [keys for index, keys in enumerate(refused) if index not in unrecorded]
+        metrics.key_mismatch_fallbacks.inc(len(recorded), tenant=tenant)
+        await self.outputs.refused(tenant, recorded, now)
+        letters = [(failure.keys, f"SFMC refused to mark the row ({failure.code}): {failure.message}")
+                   for failure in failures if failure.code != KEY_MISMATCH]
+        letters += [(refused[index], f"SFMC refused to mark the row ({KEY_MISMATCH}) and MongoDB refused to record "
+                                     f"it in {PROCESSED_EVENTS}: {reason}") for index, reason in unrecorded.items()]
+        pending: Pending = []
+        for keys, reason in letters:
+            pending += await self.outputs.dead_letter(tenant, keys, reason)
+        await asyncio.gather(*pending)
+
+    async def _mark_until_done(self, tenant: str, rows: list[dict[str, str]]) -> list[RowFailure]:
+        def marking() -> Awaitable[list[RowFailure]]:
+            return metrics.sfmc_calls.time(self.client(tenant).mark_processed(rows), call="rowset", tenant=tenant)
+
+        try:
+            return await until_done(f"marking {len(rows)} rows of {tenant}", marking,
+                                    transient=lambda exc: isinstance(exc, TransientError | AuthError))
+        except MarketingCloudError as exc:  # SFMC refused the request itself: dead-letter its rows
+            code = getattr(exc, "errorcode", None) or 0
+            return [RowFailure(keys, code, str(exc)) for keys in rows]

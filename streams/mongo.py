@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from streams import metrics
-from streams.resources import mongo
 from streams.retry import until_done
 
 T = TypeVar("T")
@@ -51,14 +51,15 @@ async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
                             on_retry=lambda: metrics.mongo_retries.inc(what=what))
 
 
-async def bulk_upsert(collection: str, ops: Sequence[UpdateOne | UpdateMany]) -> dict[int, str]:
-    """Unordered bulk writes of ``ops``, retried until MongoDB acknowledges them (upserts are idempotent).
+async def bulk_upsert(target: AsyncCollection, ops: Sequence[UpdateOne | UpdateMany]) -> dict[int, str]:
+    """Unordered bulk writes of ``ops`` to ``target``, retried until MongoDB acknowledges them (upserts are
+    idempotent).
 
     Returns the operations MongoDB refused for good, ``{index in ops: reason}``: a write error that is not
     transient (say, ``$addToSet`` on a field that is not an array) is the document's, not the batch's. The
     others are written: after a refusal they are written once more, which also retries the duplicate-key
-    losers of concurrent upserts."""
-    target: AsyncCollection = mongo()[collection]
+    losers of concurrent upserts. Raises pymongo errors that are neither transient nor a document's."""
+    collection = target.name
     refused: dict[int, str] = {}
     pending = list(range(len(ops)))
     while pending:
@@ -85,8 +86,10 @@ async def _write(target: AsyncCollection, ops: list[UpdateOne | UpdateMany]) -> 
     return {}
 
 
-async def ensure_indexes() -> None:
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """Create the ``INDEXES`` in ``db`` (those that exist are left as they are); waits out an outage like a
+    write. Raises pymongo errors that are not transient (an index of the same name and other options)."""
     for collection, fields, options in INDEXES:
         keys = [(name, ASCENDING) for name in fields]
-        target: AsyncCollection = mongo()[collection]
+        target = db[collection]
         await with_backoff(f"index on {collection}", partial(target.create_index, keys, **options))

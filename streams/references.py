@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from streams.edges import chunks
 from streams.entities import EntityType, References, derived_ids, object_id, parse_entity
+from streams.mongo import with_backoff
 
 COLLECTIONS: dict[EntityType, str] = {
     "send": "email-sends",
@@ -70,7 +71,5 @@ class DocumentIds:
         return ids
 
     async def _find(self, collection: str, keys: Sequence[str]) -> list[dict[str, Any]]:
-        from streams.mongo import with_backoff  # streams.mongo needs the app's client (streams.resources)
-
         return await with_backoff(f"read {collection} ids", lambda: self._db[collection].find(
             {"entity": {"$in": keys}}, {"_id": 1, "entity": 1}).to_list())

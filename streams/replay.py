@@ -76,26 +76,27 @@ async def replay_topic(topic: str, record: type[R], write: Callable[[Sequence[R]
 
 async def replay(*, since: datetime | None = None, batch: int = 500, progress: Progress) -> dict[str, Any]:
     from streams.adoption import check_adopted
-    from streams.agents.clicks_sink import dead_letter_clicks, store_clicks
-    from streams.agents.models_sink import write_models
+    from streams.agents.clicks_sink import KafkaClickOutputs
+    from streams.agents.models_sink import KafkaModelOutputs
+    from streams.clicks_sink import ClicksSink
+    from streams.models_sink import ModelsSink
     from streams.mongo import ensure_indexes
     from streams.resources import document_ids, mongo
 
-    await check_adopted(mongo(), settings.legacy_tenant)
-    await ensure_indexes()
-    links: dict[str, Any] = {}
+    db = mongo()
+    await check_adopted(db, settings.legacy_tenant)
+    await ensure_indexes(db)
     ids = document_ids()
-
-    async def models(values: Sequence[EntityChanges]) -> None:
-        await write_models([snapshot for changes in values for snapshot in changes.snapshots], links, ids)
+    models = ModelsSink(db, {}, ids, KafkaModelOutputs())  # the send/email join state, rebuilt as replay reads
+    sink = ClicksSink(db, ids, KafkaClickOutputs())
 
     async def clicks(values: Sequence[ClickEvents]) -> None:
         # a refused click is dead-lettered; the live pipeline's rows are not touched (no ``unwritten`` record)
-        _, refused = await store_clicks(values, ids)
-        await asyncio.gather(*await dead_letter_clicks(refused))
+        _, refused = await sink.store(values)
+        await asyncio.gather(*await sink.dead_letter(refused))
 
     counts = {
-        "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntityChanges, models,
+        "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntityChanges, models.write,
                                              since=since, batch=batch, progress=progress),
         "click-events": await replay_topic(click_events.get_topic_name(), ClickEvents, clicks,
                                            since=since, batch=batch, progress=progress),

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     sink_within: float = Field(default=0.5, gt=0)
     test_fail_once: Path | None = None
     """Test-only, never set in a deployment: a marker file; while it does not exist, the clicks sink fails its
-    first batch part-way through writing it and creates the file (``streams.agents.clicks_sink.failing_once``)."""
+    first batch part-way through writing it and creates the file (``streams.clicks_sink.failing_once``)."""
 
     # AWS edges, each off unless configured (docs/edges.md). Credentials default to the AWS chain.
     aws_endpoint_url: AnyHttpUrl | None = None

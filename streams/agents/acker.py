@@ -3,21 +3,24 @@ queue when ``LEADS_SQS_ACKS_QUEUE`` is set (``streams.agents.sqs_acks``); a fail
 
 from __future__ import annotations
 
-from streams.agents.sqs_acks import publish_acks
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from streams.agents.sqs_acks import KafkaMarkingOutputs, publish_acks
 from streams.app import app, settings
 from streams.batches import each_batch
-from streams.marking import mark_in_sfmc
+from streams.marking import Marking
 from streams.models import AckBatch
+from streams.resources import marketing_cloud, mongo
 from streams.topics import acks
 
 
 @app.agent(acks)
 async def acker(stream):
-    await each_batch(stream, 20, 1.0, mark)
-
-
-async def mark(batch: list[AckBatch]) -> None:
+    outputs = KafkaMarkingOutputs()
+    mark: Callable[[list[AckBatch]], Awaitable[None]]
     if settings.sqs_acks_queue:  # acks go to SQS; ``leads-sync mark-from-queue`` marks them in SFMC
-        await publish_acks(batch)
+        mark = partial(publish_acks, outputs=outputs)
     else:
-        await mark_in_sfmc(batch)
+        mark = Marking(marketing_cloud, mongo(), outputs).mark
+    await each_batch(stream, 20, 1.0, mark)

@@ -1,16 +1,21 @@
-"""Acks by the full primary key (issue 14.5), the SQS ack egress's dead letters in the ``ack`` shape, and
-requeueing a dead letter of the old SQS-egress shape (issue 14.4): reported, not a KeyError."""
+"""Acks by the full primary key (issue 14.5), the SQS ack egress's dead letters in the ``ack`` shape,
+requeueing a dead letter of the old SQS-egress shape (issue 14.4): reported, not a KeyError, and marking's
+10006 handling (SPEC 2): ``streams.marking.Marking`` with in-memory SFMC clients and outputs, on a real
+MongoDB."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
-from streams import marking
+from streams import marking, metrics
 from streams.agents import sqs_acks
+from streams.marketing_cloud import RowFailure
+from streams.marking import Marking
 from streams.models import AckBatch, DeadLetterStage
 from streams.replay import Requeue
 
@@ -34,6 +39,23 @@ def test_primary_key_names_every_key_field() -> None:
     assert marking.primary_key({**ROW, "LinkContent": "x"}) == marking.primary_key(ROW)
 
 
+class Outputs:
+    """``streams.marking.Outputs`` in memory: ``letters`` holds ``(tenant, keys, reason)`` of each dead letter,
+    ``noted`` ``(tenant, rows)`` of each report of rows refused and recorded."""
+
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, dict[str, str], str]] = []
+        self.noted: list[tuple[str, list[dict[str, str]]]] = []
+
+    async def dead_letter(self, tenant: str, keys: dict[str, str], reason: str) -> list[Any]:
+        self.letters.append((tenant, keys, reason))
+        return []
+
+    async def refused(self, tenant: str, rows: list[dict[str, str]], at: float) -> list[Any]:
+        self.noted.append((tenant, list(rows)))
+        return []
+
+
 async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks(monkeypatch: pytest.MonkeyPatch) -> None:
     class Sqs:
         async def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
@@ -47,24 +69,24 @@ async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks(monkeypat
     async def queue_url(sqs: Any, name: str) -> str:
         return "https://sqs/acks"
 
-    letters: list[tuple[Any, ...]] = []
-
-    async def send_dead_letter(*letter: Any) -> asyncio.Future[None]:
-        letters.append(letter)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
     monkeypatch.setattr(sqs_acks, "aws", Clients())
     monkeypatch.setattr(sqs_acks, "queue_url", queue_url)
-    monkeypatch.setattr(marking, "send_dead_letter", send_dead_letter)
-    await sqs_acks.publish_acks([AckBatch(tenant="ien", status="processed", rows=[ROW, TWIN])])
-    assert [(key, stage, tenant, source) for key, stage, _, tenant, source in letters] == [
-        ("ien:2c0c", DeadLetterStage.ACK, "ien", {"keys": ROW}),
-        ("ien:2c0c", DeadLetterStage.ACK, "ien", {"keys": TWIN}),
-    ]
-    reasons = {reason for _, _, reason, _, _ in letters}
-    assert reasons == {"SQS refused the ack message: InvalidMessageContents: "}
+    outputs = Outputs()
+    await sqs_acks.publish_acks([AckBatch(tenant="ien", status="processed", rows=[ROW, TWIN])], outputs)
+    reason = "SQS refused the ack message: InvalidMessageContents: "
+    assert outputs.letters == [("ien", ROW, reason), ("ien", TWIN, reason)]
+    assert outputs.noted == []
+
+
+async def test_marking_dead_letters_on_kafka_are_of_the_ack_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    letters: list[tuple[Any, ...]] = []
+
+    async def send_dead_letter(*letter: Any) -> None:
+        letters.append(letter)
+
+    monkeypatch.setattr(sqs_acks, "send_dead_letter", send_dead_letter)
+    await sqs_acks.KafkaMarkingOutputs().dead_letter("ien", TWIN, "why")
+    assert letters == [("ien:2c0c", DeadLetterStage.ACK, "why", "ien", {"keys": TWIN})]
 
 
 def test_requeue_reports_an_ack_letter_of_another_shape(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,88 +105,76 @@ def test_requeue_reports_an_ack_letter_of_another_shape(monkeypatch: pytest.Monk
     assert requeue.acks == {"ien": [ROW, ROW]}
 
 
-class Marking:
-    """In-process stand-ins for what ``marking`` writes to: SFMC answers each rowset call with ``failures``
-    (row ID → error code), MongoDB refuses the ``processed-events`` upserts of the IDs in ``unwritable``;
-    ``calls``, ``upserts``, ``appended`` and ``letters`` hold what was sent."""
+class Client:
+    """A business unit's SFMC client that answers each rowset call with ``failures`` (row ID → error code);
+    ``calls`` holds the rows of each call."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: dict[str, int],
-                 unwritable: frozenset[str] = frozenset()) -> None:
-        from streams.marketing_cloud import RowFailure
-
+    def __init__(self, failures: dict[str, int]) -> None:
+        self.failures = failures
         self.calls: list[list[dict[str, str]]] = []
-        self.upserts: list[tuple[str, list[Any]]] = []
-        self.appended: list[tuple[str, list[dict[str, str]], str]] = []
-        self.letters: list[tuple[Any, ...]] = []
 
-        class Client:
-            async def mark_processed(client, chunk: list[dict[str, str]]) -> list[RowFailure]:
-                self.calls.append(chunk)
-                return [RowFailure(keys, failures[keys["ID"]], "no") for keys in chunk if keys["ID"] in failures]
-
-        async def bulk_upsert(collection: str, operations: list[Any]) -> dict[int, str]:
-            self.upserts.append((collection, operations))
-            return {index: "Cannot apply $setOnInsert (code 2)" for index, op in enumerate(operations)
-                    if op._filter["guid"] in unwritable}
-
-        async def append_click_rows(tenant: str, keys: list[dict[str, str]], *, read_at: float,
-                                    source: str) -> list[Any]:
-            self.appended.append((tenant, list(keys), source))
-            return []
-
-        async def send_dead_letter(*letter: Any) -> asyncio.Future[None]:
-            self.letters.append(letter)
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-        monkeypatch.setattr(marking, "marketing_cloud", lambda tenant: Client())
-        monkeypatch.setattr(marking, "bulk_upsert", bulk_upsert)
-        monkeypatch.setattr(marking, "append_click_rows", append_click_rows)
-        monkeypatch.setattr(marking, "send_dead_letter", send_dead_letter)
+    async def mark_processed(self, rows: Sequence[Mapping[str, str]]) -> list[RowFailure]:
+        self.calls.append([dict(keys) for keys in rows])
+        return [RowFailure(dict(keys), self.failures[keys["ID"]], "no") for keys in rows if keys["ID"] in self.failures]
 
 
-async def test_marking_records_10006_rows_as_processed_and_dead_letters_other_refusals(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def _processed_events(db: AsyncDatabase) -> list[str]:
+    return sorted(doc["guid"] for doc in await db[marking.PROCESSED_EVENTS].find({}, {"guid": 1}).to_list())
+
+
+async def test_marking_records_10006_rows_as_processed_and_dead_letters_other_refusals(mongo_db: AsyncDatabase) -> None:
     """SPEC 2: 120 rows go out 50 to a rowset call, each row once; a row SFMC refuses with 10006 is upserted into
-    ``processed-events`` and reported to ingest as refused (a ``refused`` click-rows record of its keys), a row
-    refused with another code is dead-lettered (stage ``ack``), and neither counts as marked."""
-    from streams import metrics
-    from streams.tables.seen_rows import REFUSED_SOURCE
-
+    ``processed-events`` and reported to ingest as refused, a row refused with another code is dead-lettered
+    (stage ``ack``), and neither counts as marked."""
     rows = [{**ROW, "ID": f"r{i:03d}"} for i in range(120)]
     refused, failed = rows[7], rows[60]
-    fakes = Marking(monkeypatch, {refused["ID"]: 10006, failed["ID"]: 10001})
+    client, outputs = Client({refused["ID"]: 10006, failed["ID"]: 10001}), Outputs()
     marked = metrics.rows_marked.value(tenant="ien")
-    await marking.mark_in_sfmc([AckBatch(tenant="ien", status="processed", rows=rows[:80]),
-                                AckBatch(tenant="ien", status="processed", rows=rows[70:])])  # 10 rows twice
-    assert sorted(map(len, fakes.calls)) == [20, 50, 50]
-    assert sorted(row["ID"] for chunk in fakes.calls for row in chunk) == [row["ID"] for row in rows]
-    [(collection, operations)] = [upsert for upsert in fakes.upserts if upsert[1]]
-    assert collection == marking.PROCESSED_EVENTS and len(operations) == 1
-    assert operations[0]._filter == {"guid": refused["ID"]}
-    assert fakes.appended == [("ien", [refused], REFUSED_SOURCE)]
-    assert [(key, stage, source) for key, stage, _, _, source in fakes.letters] == [
-        (f"ien:{failed['ID']}", DeadLetterStage.ACK, {"keys": failed})]
+    await Marking({"ien": client}.__getitem__, mongo_db, outputs).mark(
+        [AckBatch(tenant="ien", status="processed", rows=rows[:80]),
+         AckBatch(tenant="ien", status="processed", rows=rows[70:])])  # 10 rows twice
+    assert sorted(map(len, client.calls)) == [20, 50, 50]
+    assert sorted(row["ID"] for chunk in client.calls for row in chunk) == [row["ID"] for row in rows]
+    assert await _processed_events(mongo_db) == [refused["ID"]]
+    assert outputs.noted == [("ien", [refused])]
+    assert outputs.letters == [("ien", failed, "SFMC refused to mark the row (10001): no")]
     assert metrics.rows_marked.value(tenant="ien") == marked + 118
 
 
-async def test_a_10006_row_mongodb_does_not_record_is_dead_lettered_not_noted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A row SFMC refuses with 10006 counts as processed only once ``processed-events`` holds it: one MongoDB
-    refuses to record is dead-lettered (stage ``ack``, with MongoDB's reason) and not reported to ingest as
-    refused (whose seen-rows table would drop its later readings); the recorded one is."""
-    from streams import metrics
-    from streams.tables.seen_rows import REFUSED_SOURCE
+async def test_marking_keeps_tenants_apart_and_records_a_10006_row_once(mongo_db: AsyncDatabase) -> None:
+    """Each tenant's rows go to its own SFMC client; a row SFMC refuses again (10006 on a later batch) is
+    upserted on its guid, not recorded twice, and reported as refused each time."""
+    row = {**ROW, "ID": "r1"}
+    clients = {"ien": Client({"r1": 10006}), "other": Client({})}
+    outputs = Outputs()
+    mark = Marking(clients.__getitem__, mongo_db, outputs).mark
+    for _ in range(2):
+        await mark([AckBatch(tenant="ien", status="processed", rows=[row]),
+                    AckBatch(tenant="other", status="processed", rows=[{**ROW, "ID": "o1"}])])
+    assert [[keys["ID"] for keys in call] for call in clients["ien"].calls] == [["r1"], ["r1"]]
+    assert [[keys["ID"] for keys in call] for call in clients["other"].calls] == [["o1"], ["o1"]]
+    assert await _processed_events(mongo_db) == ["r1"]
+    assert sorted(outputs.noted, key=lambda note: note[0]) == [("ien", [row]), ("ien", [row]), ("other", []),
+                                                                ("other", [])]
+    assert outputs.letters == []
 
+
+async def test_a_10006_row_mongodb_does_not_record_is_dead_lettered_not_noted(mongo_db: AsyncDatabase) -> None:
+    """A row SFMC refuses with 10006 counts as processed only once ``processed-events`` holds it: one MongoDB
+    refuses to record (here a validator of the collection refuses its guid) is dead-lettered (stage ``ack``,
+    with MongoDB's reason) and not reported to ingest as refused (whose seen-rows table would drop its later
+    readings); the recorded one is."""
+    await mongo_db.create_collection(marking.PROCESSED_EVENTS, validator={"guid": {"$ne": "u1"}})
     written, unwritten = {**ROW, "ID": "w1"}, {**ROW, "ID": "u1"}
-    fakes = Marking(monkeypatch, {"w1": 10006, "u1": 10006}, unwritable=frozenset({"u1"}))
+    outputs = Outputs()
     fallbacks = metrics.key_mismatch_fallbacks.value(tenant="ien")
-    await marking.mark_in_sfmc([AckBatch(tenant="ien", status="processed", rows=[written, unwritten])])
-    [(_, operations)] = fakes.upserts
-    assert [op._filter["guid"] for op in operations] == ["w1", "u1"]
-    assert fakes.appended == [("ien", [written], REFUSED_SOURCE)]
-    [(key, stage, reason, tenant, source)] = fakes.letters
-    assert (key, stage, tenant, source) == ("ien:u1", DeadLetterStage.ACK, "ien", {"keys": unwritten})
-    assert reason == ("SFMC refused to mark the row (10006) and MongoDB refused to record it in processed-events: "
-                      "Cannot apply $setOnInsert (code 2)")
+    await Marking(lambda tenant: Client({"w1": 10006, "u1": 10006}), mongo_db, outputs).mark(
+        [AckBatch(tenant="ien", status="processed", rows=[written, unwritten])])
+    assert await _processed_events(mongo_db) == ["w1"]
+    assert outputs.noted == [("ien", [written])]
+    [(tenant, keys, reason)] = outputs.letters
+    assert (tenant, keys) == ("ien", unwritten)
+    assert reason.startswith("SFMC refused to mark the row (10006) and MongoDB refused to record it in "
+                             "processed-events: ")
+    assert "Document failed validation (code 121)" in reason
     assert metrics.key_mismatch_fallbacks.value(tenant="ien") == fallbacks + 1
