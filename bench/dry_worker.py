@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
+
 import streams.mongo
 
 WRITES: dict[str, int] = {}
 
 
-async def counted_upsert(collection: str, ops: Sequence[Any]) -> dict[int, str]:
-    WRITES[collection] = WRITES.get(collection, 0) + len(ops)
+async def counted_upsert(target: AsyncCollection, ops: Sequence[Any]) -> dict[int, str]:
+    WRITES[target.name] = WRITES.get(target.name, 0) + len(ops)
     return {}  # nothing refused
 
 

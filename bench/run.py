@@ -11,6 +11,8 @@ Per run, on a fresh emulator process with the same dataset and knobs (see BENCHM
   half      (``--half-rate``) a live worker on an emulator that feeds the click log at half the live run's
             rows/s, polling every 2 s: read-to-ack p50/p99 at a rate it keeps up with
   replay    ``python -m streams replay --database X`` of that run's topics; SFMC calls during it
+  models    (``--models-path``) the models sink alone over the live run's ``entity-changes`` (one partition, one
+            process: ``bench.models_path``): snapshots/s against the live run's snapshots/s
   raw       raw aiokafka consume-and-produce of the same click-rows messages (``bench.raw_kafka``)
   dry       a worker with MongoDB writes counted, not sent (``bench.dry_worker``), SFMC latency 0
   baseline  the original design's algorithm (``bench.baseline``), bounded by --baseline-seconds
@@ -246,6 +248,20 @@ def calls_summary(counts: dict[str, int], rows: int, entities: int, in_batch: in
             "goal_bound": bound, "fetch_plus_polls": fetch + polls, "goal_met": fetch + polls <= bound}
 
 
+def models_path(env: dict[str, str], database: str, live: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """``bench.models_path`` over the live run's topics (``env``) into ``database`` (holding only the dataset's
+    url-acknowledgments, as the live run's did at its start), and how many times the live run's rate of
+    snapshots (snapshots on ``entity-changes`` / live seconds) it writes."""
+    done = subprocess.run([sys.executable, "-m", "bench.models_path", "--database", database], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    drop(database)
+    if done.returncode:
+        raise RuntimeError(f"bench.models_path exited with {done.returncode}: {done.stderr[-1500:]}")
+    path = json.loads(done.stdout.strip().splitlines()[-1])
+    live_rate = path["snapshots"] / live["seconds"]
+    return {**path, "live_snapshots_per_s": live_rate, "over_live": path["snapshots_per_s"] / live_rate}
+
+
 def drop(database: str) -> None:
     client: MongoClient = MongoClient(MONGO)
     client.drop_database(database)
@@ -306,6 +322,11 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
             result["profile"] = str(profile)
         counts = emulator.get("_emulator/counts")["total"]
         result["calls"] = calls_summary(counts, rows, entities, args.in_batch)
+        if args.models_path:
+            log(f"run {index}: the models sink alone over the live run's entity-changes")
+            models_db = f"bench_models_{tag}"
+            seed_acks(dataset, models_db)
+            result["models_path"] = models_path(env, models_db, live, args.timeout)
         if not args.skip_replay:
             before = emulator.get("_emulator/counts")["total"]
             replay_db = f"bench_replay_{tag}"
@@ -452,6 +473,7 @@ def ratios(result: dict[str, Any]) -> dict[str, float | None]:
         "baseline_calls_over_ours": ratio(base.get("calls_per_10k_rows"), ours_per_10k),
         "live_over_baseline": ratio(live, base.get("rows_per_s")),
         "replay_over_live_time": ratio(result.get("replay", {}).get("seconds"), result.get("live", {}).get("seconds")),
+        "models_path_over_live": result.get("models_path", {}).get("over_live"),
     }
 
 
@@ -502,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half-rate", action="store_true",
                         help="then a live worker fed at half the live run's rows/s: its read-to-ack p50/p99")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's Kafka topics")
+    parser.add_argument("--models-path", action="store_true",
+                        help="then the models sink alone over the live run's entity-changes: its snapshots/s "
+                             "against the live run's (bench.models_path)")
     parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")
     parser.add_argument("--stages", action="store_true",
                         help="sample the last run's live worker with py-spy: CPU µs per row by stage (bench.stages)")

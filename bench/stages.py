@@ -21,8 +21,8 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("poll + SOAP parse", ("streams/agents/source.py",)),
     ("ingest", ("streams/agents/ingest.py", "streams/ingest.py")),
     ("resolvers", ("streams/agents/entities.py", "streams/tables/entities.py")),
-    ("clicks sink", ("streams/agents/clicks_sink.py",)),
-    ("models sink", ("streams/agents/models_sink.py",)),
+    ("clicks sink", ("streams/agents/clicks_sink.py", "streams/clicks_sink.py")),
+    ("models sink", ("streams/agents/models_sink.py", "streams/models_sink.py")),
     ("acker / marking", ("streams/agents/acker.py", "streams/agents/sqs_acks.py", "streams/marking.py")),
 )
 FAUST = "faust/Kafka"
