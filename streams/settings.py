@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     table_store: Literal["rocksdb://", "memory://"] = "rocksdb://"
     """Where tables live locally: RocksDB under ``data_dir`` (bounded memory, restarts read only the changelog
     tail), or memory (every start reads each changelog from its beginning)."""
+    table_write_buffer_mb: int = Field(default=64, ge=1)
+    """MiB of RocksDB memtables a worker's table databases hold together (``streams.tables.store``)."""
+    table_block_cache_mb: int = Field(default=32, ge=1)
+    """MiB of RocksDB block cache a worker's table databases share."""
     table_standby_replicas: int = Field(default=1, ge=0)
     """Copies of each table partition other workers keep up to date, to take over from a worker that dies."""
 

@@ -11,8 +11,8 @@ one-partition table, else the current event's partition; reads of the first two 
 
 RocksDB's memory is bounded for the whole process, however many partition databases it opens (a worker
 opens one per table partition it holds, active or standby: 30 to 50 with 4 partitions): every database
-charges its memtables to one write buffer manager (``WRITE_BUFFER_BYTES``) and reads through one block
-cache (``BLOCK_CACHE_BYTES``), as RocksDB advises for many databases in one process, instead of faust's
+charges its memtables to one write buffer manager (``LEADS_TABLE_WRITE_BUFFER_MB``) and reads through one
+block cache (``LEADS_TABLE_BLOCK_CACHE_MB``), as RocksDB advises for many databases in one process, instead of faust's
 defaults of 3 x 64 MB memtables and a 2 GB block cache per database.
 """
 
@@ -25,6 +25,7 @@ from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import current_event
 
+from streams.settings import get_settings
 from streams.tables.keyed import KeyedTable
 
 OPTIONS: dict[str, Any] = {
@@ -32,13 +33,10 @@ OPTIONS: dict[str, Any] = {
     "max_write_buffer_number": 2,
 }
 """RocksDB options of each partition database (a table's own ``options`` win)."""
-WRITE_BUFFER_BYTES = 64 * 1024**2
-"""Memtables of all the process's partition databases together."""
-BLOCK_CACHE_BYTES = 32 * 1024**2
+_write_buffers = rocksdict.WriteBufferManager(get_settings().table_write_buffer_mb * 1024**2, False)
+"""Charged with the memtables of all the process's partition databases together."""
+_block_cache = rocksdict.Cache(get_settings().table_block_cache_mb * 1024**2)
 """The block cache all the process's partition databases share."""
-
-_write_buffers = rocksdict.WriteBufferManager(WRITE_BUFFER_BYTES, False)
-_block_cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
 
 
 class SharedMemoryOptions(RocksDBOptions):
