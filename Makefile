@@ -10,7 +10,7 @@ $(PY):
 
 install: $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' -e ./sfmc_emulator
 
 demo: install
 	$(PY) -m stack.demo

@@ -1,4 +1,5 @@
-"""The SFMC emulator in its own process, instrumented for the benchmark (nothing in ``streams`` changes).
+"""The SFMC emulator in its own process, instrumented for the benchmark through its public hooks
+(``sfmc_emulator.Hooks``) and an aiohttp middleware (nothing in ``streams`` or ``sfmc_emulator`` changes).
 
     python -m bench.emulator --dataset FILE --port 0 --soap-latency 150 --rest-latency 80
 
@@ -16,13 +17,13 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from streams.marketing_cloud.emulator.__main__ import _parser, config_from
-from streams.marketing_cloud.emulator.server import Emulator, _json
-from streams.marketing_cloud.emulator.state import Unit, load_dataset
+from sfmc_emulator import Emulator, Hooks, Unit, build_parser, config_from, load_dataset
 from streams.marketing_cloud.values import parse_de_date
 
 
@@ -79,63 +80,52 @@ class Feed:
         return self.rows[unit.client_id][: int((time.time() - self.started) * self.rate)]
 
 
+class BenchHooks(Hooks):
+    """Notes when each click-log row is first returned and first marked processed; feeds the click log."""
+
+    def __init__(self, marks: Marks, feed: Feed) -> None:
+        self.marks = marks
+        self.feed = feed
+
+    def click_rows(self, unit: Unit) -> list[dict[str, str]]:
+        return self.feed.visible(unit)
+
+    def rows_returned(self, unit: Unit, rows: Sequence[dict[str, str]]) -> None:
+        now = time.time()
+        for row in rows:
+            self.marks.read.setdefault(row.get("ID", ""), now)
+
+    def row_marked(self, unit: Unit, row: dict[str, str]) -> None:
+        if row.get("Processed", "").lower() in ("true", "1"):
+            self.marks.marked.setdefault(row.get("ID", ""), time.time())
+
+
 MARKS = Marks()
 FEED = Feed()
-_page = Emulator._page
-_retrieve = Emulator._retrieve
-_soap = Emulator._soap
-_mark = Unit.mark
 
 
-def _bench_page(self: Emulator, request_id: str, pending: Any) -> bytes:
-    if pending.object_type.startswith("DataExtensionObject"):
-        now = time.time()
-        for record in pending.records[: pending.page_size]:
-            MARKS.read.setdefault(record.get("ID", ""), now)
-    return _page(self, request_id, pending)
-
-
-def _bench_retrieve(self: Emulator, unit: Unit, call: Any) -> bytes:
-    if not (call.object_type or "").startswith("DataExtensionObject"):
-        return _retrieve(self, unit, call)
-    everything, unit.rows = unit.rows, FEED.visible(unit)  # marks reach the same row dicts either way
-    try:
-        return _retrieve(self, unit, call)
-    finally:
-        unit.rows = everything
-
-
-async def _bench_soap(self: Emulator, request: web.Request) -> web.Response:
+@web.middleware
+async def _first_poll(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The start of the first SOAP call that returned click-log rows is the first poll."""
     started = time.time()
-    reply = await _soap(self, request)
-    if MARKS.first_poll is None and MARKS.read:
-        MARKS.first_poll = started  # the first SOAP call that returned rows is the first poll
+    reply = await handler(request)
+    if request.method == "POST" and request.path.endswith("/Service.asmx") and MARKS.first_poll is None \
+            and MARKS.read:
+        MARKS.first_poll = started
     return reply
 
 
-def _bench_mark(self: Unit, keys: dict[str, str], values: dict[str, Any]) -> dict[str, str]:
-    row = _mark(self, keys, values)
-    if row.get("Processed", "").lower() in ("true", "1"):
-        MARKS.marked.setdefault(row.get("ID", ""), time.time())
-    return row
-
-
-Emulator._page = _bench_page  # type: ignore[method-assign]
-Emulator._retrieve = _bench_retrieve  # type: ignore[method-assign]
-Emulator._soap = _bench_soap  # type: ignore[method-assign]
-Unit.mark = _bench_mark  # type: ignore[method-assign]
-
-
 async def _marks(request: web.Request) -> web.Response:
-    return _json(MARKS.summary())
+    return web.json_response(MARKS.summary())
 
 
 async def _serve(argv: list[str] | None) -> None:
-    parser = _parser()
+    parser = build_parser()
     parser.add_argument("--feed-rate", type=float, default=None, help="click-log rows fed per second")
     args = parser.parse_args(argv)
     FEED.rate = args.feed_rate
-    emulator = Emulator(load_dataset(args.dataset), config_from(args))
+    emulator = Emulator(load_dataset(args.dataset), config_from(args), BenchHooks(MARKS, FEED))
+    emulator.app.middlewares.append(_first_poll)
     emulator.app.router.add_get("/_bench/marks", _marks)
     url = await emulator.start(args.host, args.port)
     print(json.dumps({"url": url}), flush=True)

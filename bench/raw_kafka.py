@@ -87,7 +87,7 @@ if __name__ == "__main__":
     import json
     import sys
 
-    from streams.marketing_cloud.emulator.generator import Sizes, generate
+    from sfmc_emulator import Sizes, generate
 
     data = generate(Sizes(rows=int(sys.argv[1]) if len(sys.argv) > 1 else 20000), 1)
     print(json.dumps(asyncio.run(run_raw("127.0.0.1:19092", data))))

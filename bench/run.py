@@ -43,9 +43,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bson import ObjectId
 from pymongo import MongoClient
 
+from sfmc_emulator import Sizes, generate
 from stack.demo import business_units
 from stack.legacy import legacy_documents, write_legacy
-from streams.marketing_cloud.emulator.generator import Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 
 from .baseline import run_baseline

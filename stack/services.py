@@ -255,11 +255,11 @@ class Moto(Service):
         return probes.http_answers(f"{cfg.moto_url}/moto-api/")
 
 
-# --- SFMC emulator (written in streams.marketing_cloud.emulator; optional until it exists) -----------
+# --- SFMC emulator (the sfmc_emulator package beside streams, run from the checkout) ----------------
 
 
 class Emulator(Service):
-    package = "streams.marketing_cloud.emulator"
+    package = "sfmc_emulator"
 
     def __init__(self) -> None:
         super().__init__("emulator", "SFMC emulator", lambda c: c.emulator_port)

@@ -5,7 +5,8 @@
             ...
         sends = await client.sends(ids)
 
-The emulator (``streams.marketing_cloud.emulator``) is a separate package the client never imports.
+The SFMC emulator (``sfmc_emulator``, beside this package) is a separate distribution with its own wire code;
+neither imports the other.
 """
 
 from .client import MarketingCloudClient

@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import orjson
 
+from sfmc_emulator import Sizes, generate
 from streams.clicks import RowRejected, parse_row
-from streams.marketing_cloud.emulator.generator import Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 
 Partition = set[tuple[frozenset[str], frozenset[str]]]

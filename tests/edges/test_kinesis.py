@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.server import EmulatorThread
+from sfmc_emulator import EmulatorThread
 from tests.edges.helpers import (
     actual_partition,
     aws_client,

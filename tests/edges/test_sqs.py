@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.server import EmulatorThread
+from sfmc_emulator import EmulatorThread
 from streams.topics import send_partition
 from tests.edges.helpers import actual_partition, aws_client, aws_env, clean_dataset, expected_partition, messages
 from tests.pipeline.harness import ROOT, Worker, emulator_rows, read_topic, unique_prefix, wait_until, worker_env

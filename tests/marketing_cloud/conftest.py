@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sfmc_emulator import Emulator, start_emulator
 from streams.marketing_cloud import MarketingCloudClient
-from streams.marketing_cloud.emulator import Emulator, start_emulator
 from streams.settings import BusinessUnit
 
 FIXTURE = Path(__file__).with_name("fixture.json")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
-from streams.marketing_cloud.emulator.generator import ROW_KINDS, Sizes, generate, main
+from sfmc_emulator import ROW_KINDS, Sizes, generate
 from streams.marketing_cloud.values import parse_de_date
 
 SIZES = Sizes(rows=3000, sends=30, subscribers=100, emails=12, categories=8, units=2)
@@ -64,6 +67,8 @@ def _depth(folders: dict[str, dict[str, str]], folder_id: str) -> int:
 
 def test_cli_writes_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "data.json"
-    main(["--rows", "50", "--seed", "2", "--out", str(out)])
+    # the command `python -m stack up` runs (from the checkout's root, as the tests run)
+    argv = [sys.executable, "-m", "sfmc_emulator.generator", "--rows", "50", "--seed", "2", "--out", str(out)]
+    subprocess.run(argv, check=True, cwd=Path(__file__).resolve().parents[2], capture_output=True, timeout=120)
     data = json.loads(out.read_text())
     assert len(data["units"]) == 1 and len(data["units"][0]["rows"]) >= 50

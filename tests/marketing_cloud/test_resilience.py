@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sfmc_emulator import Emulator, Sizes, generate, start_emulator
 from streams.marketing_cloud import MarketingCloudClient, RetriesExhausted
-from streams.marketing_cloud.emulator import Emulator, start_emulator
-from streams.marketing_cloud.emulator.generator import Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 
 from .conftest import ClientFactory, business_unit

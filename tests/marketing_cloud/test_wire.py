@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.marketing_cloud.emulator import Emulator, EmulatorThread
+from sfmc_emulator import Emulator, EmulatorThread
 
 ENV = "{http://schemas.xmlsoap.org/soap/envelope/}"
 P = "{http://exacttarget.com/wsdl/partnerAPI}"

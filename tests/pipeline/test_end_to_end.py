@@ -19,8 +19,7 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.generator import Sizes, generate
-from streams.marketing_cloud.emulator.server import EmulatorThread
+from sfmc_emulator import EmulatorThread, Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 from tests.pipeline.expected import COLLECTIONS, Expected, Ref, expected_documents, natural_key
 from tests.pipeline.harness import (

@@ -18,9 +18,8 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
+from sfmc_emulator import EmulatorThread, Sizes
 from stack.legacy import legacy_documents, write_legacy
-from streams.marketing_cloud.emulator.generator import Sizes
-from streams.marketing_cloud.emulator.server import EmulatorThread
 from tests.pipeline.expected import Expected, Ref, ent, expected_documents
 from tests.pipeline.harness import ROOT, Worker, unique_prefix, url_acknowledgment_docs, worker_env
 from tests.pipeline.test_end_to_end import (

@@ -23,9 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bson import ObjectId
 from pymongo import MongoClient
 
+from sfmc_emulator import EmulatorThread, Sizes
 from streams.entities import object_id
-from streams.marketing_cloud.emulator.generator import Sizes
-from streams.marketing_cloud.emulator.server import EmulatorThread
 from tests.pipeline.expected import Expected, expected_documents
 from tests.pipeline.harness import ROOT, Worker, unique_prefix, url_acknowledgment_docs, worker_env
 from tests.pipeline.test_end_to_end import (

@@ -18,9 +18,7 @@ from typing import Any
 import httpx
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.generator import Sizes
-from streams.marketing_cloud.emulator.server import EmulatorThread
-from streams.marketing_cloud.emulator.state import Config
+from sfmc_emulator import Config, EmulatorThread, Sizes
 from tests.pipeline.expected import expected_documents
 from tests.pipeline.harness import (
     Worker,

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError, RetriesExhausted
-from streams.marketing_cloud.emulator.soap import retrieve_reply
 from streams.settings import BusinessUnit
 
 SECRET = "s3cr3t-client-value-9f2c"
@@ -29,8 +28,16 @@ KEYS = {"ID": "r1", "JobID": "1", "SubscriberID": "2", "EventDate": "9/7/2020 7:
 UNIT = BusinessUnit(tenant="ien", client_id="cid", client_secret=SECRET, auth_base_url=BASE,
                     click_log_key="Click_Log", click_log_object_id="obj-1")
 
-GOOD_SOAP = retrieve_reply("OK", "req-1", "Send", [{"ID": "607000", "Email.ID": "117000", "EmailName": "é" * 40}],
-                           ["ID", "Email.ID", "EmailName"])
+# A well-formed Retrieve reply, written here rather than by the emulator (its pieces below are the garbage).
+GOOD_SOAP = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soap:Header/><soap:Body>'
+    '<RetrieveResponseMsg xmlns="http://exacttarget.com/wsdl/partnerAPI">'
+    "<OverallStatus>OK</OverallStatus><RequestID>req-1</RequestID>"
+    f'<Results xsi:type="Send"><ID>607000</ID><Email><ID>117000</ID></Email><EmailName>{"é" * 40}</EmailName>'
+    "</Results></RetrieveResponseMsg></soap:Body></soap:Envelope>"
+).encode()
 GOOD_TOKEN = orjson.dumps({"access_token": TOKEN, "expires_in": 1080, "token_type": "Bearer",
                            "rest_instance_url": f"{BASE}rest/", "soap_instance_url": f"{BASE}soap/"})
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.state import Config
+from sfmc_emulator import Config
 from tests.pipeline.harness import Worker, emulator_counts
 from tests.reliability.runs import Stage, assert_end_state, begin, finish, kill, small_dataset, wait_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.state import Config
+from sfmc_emulator import Config
 from tests.pipeline.harness import emulator_counts
 from tests.reliability.runs import assert_end_state, begin, finish, metric, small_dataset, wait_for, web_get
 

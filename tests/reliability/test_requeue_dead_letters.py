@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer
 from bson import ObjectId
 from pymongo import MongoClient
 
+from sfmc_emulator import EmulatorThread
 from streams.entities import object_id
-from streams.marketing_cloud.emulator.server import EmulatorThread
 from tests.edges.helpers import clean_dataset
 from tests.pipeline import harness
 from tests.pipeline.expected import expected_documents

@@ -15,8 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.generator import Sizes, generate
-from streams.marketing_cloud.emulator.server import EmulatorThread
+from sfmc_emulator import EmulatorThread, Sizes, generate
 from streams.marketing_cloud.values import SERVER_TZ
 from tests.pipeline.harness import (
     ROOT,

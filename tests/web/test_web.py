@@ -19,8 +19,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from streams.marketing_cloud.emulator.server import EmulatorThread
-from streams.marketing_cloud.emulator.state import Config
+from sfmc_emulator import Config, EmulatorThread
 from tests.pipeline.harness import Worker, _free_port, unique_prefix, wait_until, worker_env
 
 FIXTURE = Path(__file__).parents[1] / "marketing_cloud" / "fixture.json"

@@ -1,4 +1,5 @@
-"""``python -m streams.marketing_cloud.emulator --port 18765 --dataset FILE`` (or ``--generate rows=N,seed=S``)."""
+"""The command line: ``sfmc-emulator --port 18765 --dataset FILE`` (or ``--generate rows=N,seed=S``); also
+``python -m sfmc_emulator``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def _generate(spec: str) -> dict[str, Any]:
     return generate(Sizes(**options), seed)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The emulator's command-line options (a caller may add its own before parsing)."""
     parser = argparse.ArgumentParser(description="SFMC emulator (token, SOAP Retrieve, assets, rowsets).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18765)
@@ -43,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> Config:
+    """The knobs the parsed options of :func:`build_parser` set."""
     config = Config()
     config.update(
         {
@@ -72,10 +75,8 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    """Serve until interrupted (the ``sfmc-emulator`` console script)."""
+    args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
 
-
-if __name__ == "__main__":
-    main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..records import ROW_KEYS
+from .wire import ROW_KEYS
 
 __all__ = ["BASE", "CLICK_LOG_COLUMNS", "ROW_KEYS", "TYPES", "Field", "requestable"]
 

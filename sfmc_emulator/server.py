@@ -9,16 +9,16 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from ..values import parse_soap_date
 from .objects import CLICK_LOG_COLUMNS, ROW_KEYS, requestable
 from .soap import BadRequest, RetrieveCall, fault, read_request, retrieve_reply
 from .state import Config, Counts, Unit
+from .wire import parse_soap_date
 from .wsdl import wsdl
 
 JSON = "application/json"
@@ -47,12 +47,28 @@ def _rest_error(status: int, errorcode: int, message: str, **extra: Any) -> web.
     return _json({"message": message, "errorcode": errorcode, "documentation": "", **extra}, status)
 
 
+class Hooks:
+    """What a caller may watch or shape in a running emulator (``bench.emulator`` does); subclass and
+    override. The defaults do nothing: every click-log row is visible, nothing is recorded."""
+
+    def click_rows(self, unit: Unit) -> list[dict[str, str]]:
+        """The click-log rows of ``unit`` a Retrieve sees now (the row dicts themselves, so marks reach them)."""
+        return unit.rows
+
+    def rows_returned(self, unit: Unit, rows: Sequence[dict[str, str]]) -> None:
+        """Called with each page of click-log rows a Retrieve (or ContinueRequest) returns."""
+
+    def row_marked(self, unit: Unit, row: dict[str, str]) -> None:
+        """Called with each click-log row after a rowset update changed it."""
+
+
 class Emulator:
     """An SFMC emulator over one dataset (several BUs); ``await start()`` returns its base URL."""
 
-    def __init__(self, dataset: dict[str, Any], config: Config | None = None) -> None:
+    def __init__(self, dataset: dict[str, Any], config: Config | None = None, hooks: Hooks | None = None) -> None:
         self.dataset = dataset
         self.config = config or Config()
+        self.hooks = hooks or Hooks()
         self.units = [Unit(data) for data in dataset.get("units", [])]
         self.counts = Counts()
         self._tokens: dict[str, _Token] = {}
@@ -201,7 +217,7 @@ class Emulator:
         request_id = str(uuid.uuid4())
         if base == "DataExtensionObject":
             key = object_type[len(base) + 1 : -1] if object_type.endswith("]") else ""
-            table: list[dict[str, Any]] | None = unit.rows if key == unit.click_log_key else None
+            table: list[dict[str, Any]] | None = self.hooks.click_rows(unit) if key == unit.click_log_key else None
             allowed = frozenset(CLICK_LOG_COLUMNS)
         else:
             table = unit.objects.get(object_type)
@@ -230,6 +246,7 @@ class Emulator:
         kind = pending.object_type.split("[", 1)[0]
         if kind == "DataExtensionObject":  # rows, not entities: counted only
             self.counts.add(pending.unit.client_id, f"returned:{kind}", len(page))
+            self.hooks.rows_returned(pending.unit, page)
         else:
             self.counts.returned(pending.unit.client_id, kind, (str(record["ID"]) for record in page))
         status = "OK"
@@ -332,6 +349,8 @@ class Emulator:
             message = f"Unable to save rows for data extension ID {unit.click_log_object_id}"
             return _rest_error(400, 10006, message, additionalErrors=errors)
         saved = [unit.mark(keys, values) for keys, values in rows]
+        for row in saved:
+            self.hooks.row_marked(unit, row)
         return _json([{"keys": {k: row[k] for k in ROW_KEYS}, "values": row} for row in saved])
 
     # --- admin ------------------------------------------------------------------------------------
@@ -373,10 +392,15 @@ class Emulator:
 
 
 async def start_emulator(
-    dataset: dict[str, Any], *, host: str = "127.0.0.1", port: int = 0, config: Config | None = None
+    dataset: dict[str, Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    config: Config | None = None,
+    hooks: Hooks | None = None,
 ) -> Emulator:
     """Start an emulator in this event loop (port 0 picks a free port); ``await emulator.stop()``."""
-    emulator = Emulator(dataset, config)
+    emulator = Emulator(dataset, config, hooks)
     await emulator.start(host, port)
     return emulator
 

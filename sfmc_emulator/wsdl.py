@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
-from ..filters import OPERATORS
-from ..soap import PARTNER_NS
 from .objects import BASE, TYPES, Field
+from .wire import OPERATORS, PARTNER_NS
 
 
 def _element(field: Field) -> str:

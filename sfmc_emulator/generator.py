@@ -1,6 +1,6 @@
 """Deterministic SFMC datasets for the emulator (schema in ``README.md`` beside this file).
 
-    python -m streams.marketing_cloud.emulator.generator --rows 2000 --seed 1 --out dataset.json
+    python -m sfmc_emulator.generator --rows 2000 --seed 1 --out dataset.json
 
 Same arguments and seed → the same file. ``--end`` sets the newest click time (default a fixed date so
 output is reproducible; ``--end now`` for a dataset the click-log lookback will read).
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..values import SERVER_TZ, format_de_date
+from .wire import SERVER_TZ, format_de_date
 
 DEFAULT_END = datetime(2020, 9, 8, 12, 0, tzinfo=SERVER_TZ)
 TENANTS = ("ien", "acme", "cygnus", "pmmi", "smg")

@@ -10,9 +10,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..filters import OPERATORS
-from ..soap import PARTNER_NS
-from ..values import parse_bool, parse_de_date, parse_soap_date
+from .wire import OPERATORS, PARTNER_NS, parse_bool, parse_de_date, parse_soap_date
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from lxml import etree
 
-from ..soap import PARTNER_NS, SOAP_ENV, XSI, XSI_NIL, XSI_TYPE
 from .filters import Predicate, compile_filter
 from .objects import BASE, TYPES, Field
+from .wire import PARTNER_NS, SOAP_ENV, XSD, XSI, XSI_NIL, XSI_TYPE
 
 WSA = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -85,7 +85,7 @@ def read_request(content: bytes) -> RetrieveCall:
 def _envelope(action: str) -> tuple[etree._Element, etree._Element]:
     envelope = etree.Element(
         f"{{{SOAP_ENV}}}Envelope",
-        nsmap={"soap": SOAP_ENV, "xsi": XSI, "xsd": "http://www.w3.org/2001/XMLSchema", "wsa": WSA,
+        nsmap={"soap": SOAP_ENV, "xsi": XSI, "xsd": XSD, "wsa": WSA,
                "wsse": WSSE, "wsu": WSU},
     )  # fmt: skip
     header = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Header")
