@@ -239,26 +239,15 @@ class Requeue:
     async def send(self) -> None:
         """Send what was gathered: rows to ``click-rows`` (past the seen-rows check: their first reading made no
         event), ids to their resolvers, row keys to ``acks``; return once Kafka has all of it."""
-        from streams.tables.entities import request
-        from streams.topics import (
-            append_click_rows,
-            category_requests,
-            email_requests,
-            send_acks,
-            send_click_events,
-            send_requests,
-            subscriber_requests,
-        )
+        from streams.topics import append_click_rows, request_entities, send_acks, send_click_events
 
-        resolvers = {"send": send_requests, "subscriber": subscriber_requests, "email": email_requests,
-                     "category": category_requests}
         now = time.time()
         for tenant, rows in self.rows.items():
             await append_click_rows(tenant, rows, read_at=now, source=DEAD_LETTER_SOURCE)
         for tenant, clicks in self.clicks.items():
             await send_click_events(tenant, clicks)
         for (tenant, kind), ids in self.entities.items():
-            await request(resolvers[kind], tenant, kind, ids, refetch=True)
+            await request_entities(tenant, kind, ids, refetch=True)
         for tenant, keys in self.acks.items():
             await send_acks(tenant, "processed", keys)
         await app.producer.flush()

@@ -16,7 +16,7 @@ from faust.types import RecordMetadata
 from streams import metrics
 from streams.app import app, settings
 from streams.edges import chunks
-from streams.entities import entity
+from streams.entities import EntityType, entity
 from streams.models import (
     AckBatch,
     ClickEvent,
@@ -49,6 +49,9 @@ category_requests = _topic("category-requests", value_type=EntityRequest, partit
 entity_changes = _topic("entity-changes", value_type=EntityChanges, partitions=1)
 acks = _topic("acks", value_type=AckBatch)
 dead_letter = _topic("dead-letter", value_type=DeadLetter)
+request_topics: dict[EntityType, faust.TopicT] = {"send": send_requests, "subscriber": subscriber_requests,
+                                                  "email": email_requests, "category": category_requests}
+"""The request topic of each kind of entity, which that kind's resolver consumes."""
 
 
 ROWS_PER_RECORD = 1000
@@ -128,6 +131,24 @@ async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,
     metrics.dead_letters.inc(stage=stage)
     return await dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
                                                             source=source, at=time.time()))
+
+
+async def request_entities(tenant: str, kind: EntityType, ids: Iterable[int | str], *,
+                           acks: dict[str, list[str]] | None = None, attempt: int = 0,
+                           refetch: bool = False) -> Pending:
+    """Put requests for the ``kind`` entities ``ids`` of ``tenant`` on its request topic, one record per partition,
+    routed where their entity keys live (``acks``: send id → ack codes seen with it; ``attempt``: how many times
+    the ids were asked before; ``refetch``: fetch whatever the table holds); await the returned futures to know
+    Kafka has them."""
+    topic = request_topics[kind]
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    partitions = topic.partitions or settings.topic_partitions
+    for ident in {str(i) for i in ids}:
+        by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
+    return [await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
+                             value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt,
+                                                 refetch=refetch))
+            for partition, chunk in by_partition.items()]
 
 
 @lru_cache(maxsize=65_536)

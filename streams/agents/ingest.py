@@ -12,20 +12,8 @@ from streams.batches import each_event
 from streams.entities import EntityType
 from streams.ingest import Ingest
 from streams.models import ClickEvent, DeadLetterStage
-from streams.tables.entities import request
 from streams.tables.seen_rows import seen_rows
-from streams.topics import (
-    Pending,
-    click_rows,
-    send_acks,
-    send_click_events,
-    send_dead_letter,
-    send_requests,
-    subscriber_requests,
-)
-
-REQUESTS = {"send": send_requests, "subscriber": subscriber_requests}
-"""The request topic of each kind of entity a click names."""
+from streams.topics import Pending, click_rows, request_entities, send_acks, send_click_events, send_dead_letter
 
 
 class KafkaOutputs:
@@ -43,7 +31,7 @@ class KafkaOutputs:
 
     async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[str],
                               acks: dict[str, list[str]] | None = None) -> Pending:
-        return await request(REQUESTS[kind], tenant, kind, ids, acks=acks)
+        return await request_entities(tenant, kind, ids, acks=acks)
 
 
 ingester = Ingest(seen_rows, KafkaOutputs(), lambda tenant: settings.unit(tenant).skip_job_ids,

@@ -1,4 +1,4 @@
-"""Entity tables (sends, subscribers, emails, categories) and the resolver that fills them from SFMC.
+"""Entity tables (sends, subscribers, emails, categories) and the resolvers that fill them from SFMC.
 
 A resolver takes the requests gathered over a short window, keeps the ids whose table entry is missing
 or older than the refresh period, fetches them with ``IN`` requests of up to ``in_batch_size`` ids per
@@ -9,6 +9,11 @@ from producing them again.
 Ids SFMC does not return are retried with backoff, then dead-lettered and asked again only after the refresh
 period (not with every click on them); while SFMC itself fails they are retried until it answers. Pending
 retries live in a table, so restarts keep them; they never hold up other keys.
+
+The tables are declared here, at import (faust wants them before the app starts). The resolvers receive what
+they use (their tables, the SFMC client of each tenant, where their outputs go, their settings and clock), so
+they run without a worker; ``streams.agents.entities`` builds them on the topics and feeds them. Their
+Prometheus metrics are the process's (``streams.metrics``).
 """
 
 from __future__ import annotations
@@ -17,38 +22,31 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict
 
-import faust
-from faust.types import TP, TableT
+from faust.types import TableT
 
 from streams import metrics
-from streams.app import app, settings
-from streams.batches import producer_ebb
 from streams.entities import EntityType, entity, snapshot_data
-from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError
-from streams.models import DeadLetterStage, EntityRequest, EntitySnapshot
-from streams.resources import marketing_cloud
+from streams.marketing_cloud import MarketingCloudError
+from streams.marketing_cloud.records import DataFolder, Email, Send, Subscriber
+from streams.models import EntityRequest, EntitySnapshot
 from streams.tables.keyed import keyed_table
-from streams.topics import (
-    Pending,
-    category_requests,
-    email_requests,
-    partition_of,
-    publish_snapshots,
-    send_dead_letter,
-    send_requests,
-    subscriber_requests,
-)
+from streams.topics import Pending, partition_of
 
 log = logging.getLogger(__name__)
-
-Fetch = Callable[[MarketingCloudClient, list[str]], Awaitable[Sequence[Any]]]
 
 
 def _table(name: str, partitions: int | None = None) -> TableT:
     return keyed_table(name, partitions=partitions, value_type=EntitySnapshot, help=f"{name} snapshots by entity")
+
+
+def _retries(kind: EntityType, entries: TableT) -> TableT:
+    # pending retries live in a table (changelog-backed), so a restart neither loses nor repeats them
+    return keyed_table(f"{kind}-retries", partitions=entries.partitions,
+                       help=f"{kind} ids to fetch again: attempt, due time")
 
 
 sends_table = _table("sends")
@@ -56,45 +54,115 @@ subscribers_table = _table("subscribers")
 emails_table = _table("emails")
 categories_table = _table("categories", partitions=1)
 send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement codes seen with each send")
+send_retries = _retries("send", sends_table)
+subscriber_retries = _retries("subscriber", subscribers_table)
+email_retries = _retries("email", emails_table)
+category_retries = _retries("category", categories_table)
 
 
-async def request(topic: faust.TopicT, tenant: str, kind: EntityType, ids: Iterable[int | str],
-                  acks: dict[str, list[str]] | None = None, attempt: int = 0,
-                  refetch: bool = False) -> Pending:
-    """Send one request per partition for ``ids``, routed where their entity keys live; await the returned
-    futures to know Kafka has them."""
-    by_partition: dict[int, list[str]] = defaultdict(list)
-    partitions = topic.partitions or settings.topic_partitions
-    for ident in {str(i) for i in ids}:
-        by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
-    return [await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
-                             value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt,
-                                                 refetch=refetch))
-            for partition, chunk in by_partition.items()]
+class Retry(TypedDict):
+    """A pending retry (the value of a retries table, by entity): the id of ``tenant`` to request again at
+    ``due`` (epoch seconds), as its ``attempt``-th retry (0 is the first ask)."""
+
+    tenant: str
+    id: str
+    attempt: int
+    due: float
+
+
+@dataclass(frozen=True)
+class ResolverSettings:
+    """``in_batch_size``: ids per ``IN`` request; ``refresh_seconds``: age of a table entry (seconds) past which
+    it is fetched again, and how long a dead-lettered id waits before it is asked again; ``fetch_attempts``:
+    attempts before an id SFMC does not return is dead-lettered (at least 1)."""
+
+    in_batch_size: int
+    refresh_seconds: float
+    fetch_attempts: int
+
+
+class Client(Protocol):
+    """What the resolvers ask of a business unit's SFMC client (``streams.marketing_cloud.MarketingCloudClient``):
+    the records found among ``ids`` (ids SFMC does not know are left out); each raises ``MarketingCloudError``
+    when SFMC fails."""
+
+    async def sends(self, ids: Iterable[int | str]) -> list[Send]: ...
+
+    async def subscribers(self, ids: Iterable[int | str]) -> list[Subscriber]: ...
+
+    async def emails(self, ids: Iterable[int | str]) -> list[Email]: ...
+
+    async def folders(self, ids: Iterable[int | str]) -> list[DataFolder]: ...
+
+
+Fetch = Callable[[Client, list[str]], Awaitable[Sequence[Any]]]
+
+FETCHES: dict[EntityType, Fetch] = {
+    "send": lambda client, ids: client.sends(ids),
+    "subscriber": lambda client, ids: client.subscribers(ids),
+    "email": lambda client, ids: client.emails(ids),
+    "category": lambda client, ids: client.folders(ids),
+}
+"""How each kind's records are fetched from a client."""
+
+
+class Outputs(Protocol):
+    """Where the resolvers put what they make (the topics in a worker:
+    ``streams.agents.entities.KafkaResolverOutputs``); every call but ``room`` returns the futures that say Kafka
+    has it."""
+
+    async def snapshots(self, snapshots: Sequence[EntitySnapshot]) -> Pending:
+        """Snapshots on ``entity-changes``, in order (none: no record)."""
+        ...
+
+    async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[int | str],
+                              attempt: int = 0) -> Pending:
+        """Requests for the ``kind`` entities ``ids`` of ``tenant``, each asked ``attempt`` times before."""
+        ...
+
+    async def dead_letter(self, tenant: str, kind: EntityType, key: str, reason: str) -> Pending:
+        """Entity ``key`` that SFMC did not return in any attempt: dead-lettered, stage ``resolve-{kind}``."""
+        ...
+
+    async def room(self) -> None:
+        """Return once the producer has room for more records; raises ``RuntimeError`` when it lost the records
+        it held (the batch being handled must not be acked)."""
+        ...
 
 
 class Resolver:
-    """Fetch-on-miss for one entity kind; subclasses add what a kind refers to."""
+    """Fetch-on-miss for one entity kind; subclasses add what a kind refers to.
 
-    def __init__(self, kind: EntityType, table: TableT, topic: faust.TopicT, fetch: Fetch) -> None:
+    ``table``: the kind's snapshots by entity; ``retries``: its pending retries by entity (``Retry``); both
+    spread over ``partitions`` partitions, like the kind's request topic. ``client(tenant)``: the tenant's SFMC
+    client; ``clock()``: the time, in epoch seconds.
+    """
+
+    def __init__(self, kind: EntityType, table: MutableMapping[str, EntitySnapshot],
+                 retries: MutableMapping[str, Retry], partitions: int, client: Callable[[str], Client],
+                 outputs: Outputs, settings: ResolverSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.kind = kind
         self.table = table
-        self.topic = topic
-        self.fetch = fetch
-        # pending retries live in a table (changelog-backed), so a restart neither loses nor repeats them
-        self.retries = keyed_table(f"{kind}-retries", partitions=table.partitions,
-                                   help=f"{kind} ids to fetch again: attempt, due time")
+        self.retries = retries
+        self.partitions = partitions
+        self.client = client
+        self.outputs = outputs
+        self.settings = settings
+        self.clock = clock
+        self.fetch = FETCHES[kind]
         self._requeued: dict[str, int] = {}
-        app.timer(1.0, name=f"requeue-{kind}")(self.requeue_due)
 
     def stale(self, key: str, now: float) -> bool:
+        """Whether entity ``key`` is missing from the table or was retrieved more than ``refresh_seconds``
+        before ``now`` (epoch seconds)."""
         snapshot = self.table.get(key)
-        return snapshot is None or now - snapshot.retrieved_at > settings.refresh_seconds
+        return snapshot is None or now - snapshot.retrieved_at > self.settings.refresh_seconds
 
     async def resolve(self, requests: Sequence[EntityRequest]) -> None:
         """Fetch the window's wanted ids: one ``IN`` call per BU and ``in_batch_size`` ids, whatever attempt
-        each id is at (first asks and due retries share the calls)."""
-        now = time.time()
+        each id is at (first asks and due retries share the calls). Returns once the table holds what was
+        fetched and Kafka has what that produced. Raises ``RuntimeError`` when the producer lost records."""
+        now = self.clock()
         await self.on_requests(requests)
         wanted: dict[str, dict[str, int]] = defaultdict(dict)  # tenant → id → attempt
         for req in requests:
@@ -103,7 +171,7 @@ class Resolver:
                 if (req.attempt or req.refetch or key not in self.retries) and (req.refetch or self.stale(key, now)):
                     attempts = wanted[req.tenant]
                     attempts[ident] = max(req.attempt, attempts.get(ident, 0))
-        batch = settings.in_batch_size
+        batch = self.settings.in_batch_size
         await asyncio.gather(*(
             self.fetch_and_store(tenant, {ident: attempts[ident] for ident in chunk})
             for tenant, attempts in wanted.items()
@@ -118,14 +186,14 @@ class Resolver:
         SFMC returns; retry the rest."""
         ids = list(attempts)
         try:
-            fetching = self.fetch(marketing_cloud(tenant), ids)
+            fetching = self.fetch(self.client(tenant), ids)
             records = await metrics.sfmc_calls.time(fetching, call=self.kind, tenant=tenant)
         except MarketingCloudError as exc:
             log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
             # SFMC being unwell is no verdict on the ids: they are tried again until it answers
             await self.retry(tenant, attempts, f"SFMC error: {exc}", verdict=False)
             return
-        retrieved_at = time.time()
+        retrieved_at = self.clock()
         found = {str(record.id): record for record in records}
         metrics.entities_fetched.inc(len(found), kind=self.kind)
         snapshots = [EntitySnapshot(entity=entity(tenant, self.kind, record.id), tenant=tenant, kind=self.kind,
@@ -136,7 +204,7 @@ class Resolver:
         # the table learns of the snapshots only once Kafka has what they produce: a worker that dies before
         # then leaves them missing from the table, so the request, read again, fetches them again
         await asyncio.gather(*pending)
-        await producer_ebb(app)  # room in the producer buffer first: the window's fetches store one after another
+        await self.outputs.room()  # room in the producer buffer first: the window's fetches store one after another
         for key, entry in entries.items():
             self.table[key] = entry
         for snapshot in snapshots:
@@ -147,31 +215,30 @@ class Resolver:
     async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
         """Put fetched snapshots on ``entity-changes``; return the table entries to store once Kafka has them
         (by entity), and the futures that say so."""
-        return {snapshot.entity: snapshot for snapshot in snapshots}, await publish_snapshots(snapshots)
+        return {snapshot.entity: snapshot for snapshot in snapshots}, await self.outputs.snapshots(snapshots)
 
     async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
         """Hook: request the entities these records refer to; returns the requests' futures."""
         return []
 
     async def retry(self, tenant: str, attempts: Mapping[str, int], reason: str, *, verdict: bool) -> None:
-        """Ask again later with backoff (doubling, at most a minute); ``attempts``: id → attempts before this
-        one. When ``verdict`` (SFMC answered without the id), an id whose attempts are used up is dead-lettered
-        and asked once more only after the refresh period, with its last attempt: until then, requests for it
-        (every new click on an unknown send) are not fetched again (SPEC 6.3)."""
-        now = time.time()
-        last = settings.entity_fetch_attempts - 1
+        """Ask again later with backoff (due ``2 ** attempt`` seconds from now, at most a minute); ``attempts``:
+        id → attempts before this one. When ``verdict`` (SFMC answered without the id), an id whose attempts are
+        used up is dead-lettered and asked once more only after the refresh period, with its last attempt:
+        until then, requests for it (every new click on an unknown send) are not fetched again (SPEC 6.3)."""
+        now = self.clock()
+        last = self.settings.fetch_attempts - 1
         keys = {ident: entity(tenant, self.kind, ident) for ident in attempts}
         final = {ident for ident, attempt in attempts.items() if verdict and attempt >= last}
         # the dead letters are in Kafka before the table says they were written
-        await asyncio.gather(*[await send_dead_letter(keys[ident], DeadLetterStage(f"resolve-{self.kind}"),
-                                                      f"{reason} (after {attempts[ident] + 1} attempts)", tenant,
-                                                      {"entity": keys[ident]}) for ident in final])
+        await asyncio.gather(*[future for ident in final for future in await self.outputs.dead_letter(
+            tenant, self.kind, keys[ident], f"{reason} (after {attempts[ident] + 1} attempts)")])
         for ident, attempt in attempts.items():
             key = keys[ident]
             if ident in final:
                 self._requeued.pop(key, None)
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": last,
-                                     "due": now + settings.refresh_seconds}
+                                     "due": now + self.settings.refresh_seconds}
             else:
                 self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1,
                                      "due": now + min(2.0**attempt, 60.0)}
@@ -181,25 +248,31 @@ class Resolver:
             del self.retries[key]
         self._requeued.pop(key, None)
 
-    async def requeue_due(self) -> None:
-        """Every second: request again the due retries of the partitions this worker owns."""
-        now = time.time()
-        # the worker that consumes a key's request partition owns the key (standbys hold copies too)
-        owned = app.assignor.assigned_actives()
-        topic = self.topic.get_topic_name()
-        partitions = self.topic.partitions or settings.topic_partitions
+    async def requeue_due(self, owned: Collection[int]) -> None:
+        """Request again the retries now due whose request partition is in ``owned`` (the partitions of the
+        kind's request topic this worker consumes: it owns their keys; standbys hold copies too), each retry
+        once per attempt. Returns once the requests are sent (not waiting for Kafka to have them)."""
+        now = self.clock()
         due: dict[tuple[str, int], list[str]] = defaultdict(list)
         for key, retry in list(self.retries.items()):
             if (retry["due"] <= now and self._requeued.get(key) != retry["attempt"]
-                    and TP(topic, partition_of(key, partitions)) in owned):
+                    and partition_of(key, self.partitions) in owned):
                 self._requeued[key] = retry["attempt"]
                 due[retry["tenant"], retry["attempt"]].append(retry["id"])
         for (tenant, attempt), ids in due.items():
-            await request(self.topic, tenant, self.kind, ids, attempt=attempt)
+            await self.outputs.entity_requests(tenant, self.kind, ids, attempt=attempt)
 
 
 class SendResolver(Resolver):
-    """Sends also carry the acknowledgement codes seen with them; new codes republish the snapshot."""
+    """Sends also carry the acknowledgement codes seen with them (``acks``: send entity → codes, the
+    ``send-acks`` table); new codes republish the snapshot."""
+
+    def __init__(self, kind: EntityType, table: MutableMapping[str, EntitySnapshot],
+                 retries: MutableMapping[str, Retry], partitions: int, client: Callable[[str], Client],
+                 outputs: Outputs, settings: ResolverSettings, *, acks: MutableMapping[str, list[str]],
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(kind, table, retries, partitions, client, outputs, settings, clock=clock)
+        self.acks = acks
 
     async def on_requests(self, requests: Sequence[EntityRequest]) -> None:
         """Note the window's new ack codes (one ``send-acks`` write per send) and republish each fresh send that
@@ -209,7 +282,7 @@ class SendResolver(Resolver):
         for req in requests:
             for ident, ack_codes in (req.acks or {}).items():
                 codes[entity(req.tenant, "send", ident)].update(ack_codes)
-        now, republish, learned = time.time(), [], {}
+        now, republish, learned = self.clock(), [], {}
         for key, seen in codes.items():
             known = self.ack_codes(key)
             if new := seen - set(known):
@@ -217,24 +290,25 @@ class SendResolver(Resolver):
                 snapshot = self.table.get(key)
                 if snapshot is not None and not self.stale(key, now):
                     republish.append(snapshot.derive(acks=acks))
-        await asyncio.gather(*await publish_snapshots(republish))  # in Kafka before the codes count as known
+        await asyncio.gather(*await self.outputs.snapshots(republish))  # in Kafka before the codes count as known
         for key, acks in learned.items():
-            send_acks_table[key] = acks
+            self.acks[key] = acks
 
-    @staticmethod
-    def ack_codes(key: str) -> list[str]:
-        return send_acks_table.get(key) or []
+    def ack_codes(self, key: str) -> list[str]:
+        """The ack codes known for send entity ``key`` (none: empty)."""
+        return self.acks.get(key) or []
 
     async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
         return await super().publish([snapshot.derive(acks=self.ack_codes(snapshot.entity)) for snapshot in snapshots])
 
     async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
-        return await request(email_requests, tenant, "email", {r.email_id for r in records if r.email_id})
+        return await self.outputs.entity_requests(tenant, "email", {r.email_id for r in records if r.email_id})
 
 
 class EmailResolver(Resolver):
     async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
-        return await request(category_requests, tenant, "category", {r.category_id for r in records if r.category_id})
+        return await self.outputs.entity_requests(tenant, "category",
+                                                  {r.category_id for r in records if r.category_id})
 
 
 class CategoryResolver(Resolver):
@@ -247,7 +321,7 @@ class CategoryResolver(Resolver):
     async def _fetch_parents(self, tenant: str) -> None:
         # parents are fetched level by level until every known folder's chain reaches the root
         while parents := sorted(self._missing_parents(tenant)):
-            await super().fetch_and_store(tenant, dict.fromkeys(parents, settings.entity_fetch_attempts - 1))
+            await super().fetch_and_store(tenant, dict.fromkeys(parents, self.settings.fetch_attempts - 1))
 
     def _missing_parents(self, tenant: str) -> set[str]:
         missing = set()
@@ -272,7 +346,7 @@ class CategoryResolver(Resolver):
             if path is not None:
                 entries[key] = snapshot.derive(data={**snapshot.data, "path": path})
                 ready.append(entries[key])
-        return entries, await publish_snapshots(ready)
+        return entries, await self.outputs.snapshots(ready)
 
     def _path(self, snapshot: EntitySnapshot, fetched: dict[str, EntitySnapshot]) -> list[str] | None:
         """The names from the root down to the folder, from ``fetched`` and the table; None while a parent is
@@ -290,10 +364,3 @@ class CategoryResolver(Resolver):
             parent = parent_snapshot.data.get("parent_id")
         return names[::-1]
 
-
-sends = SendResolver("send", sends_table, send_requests, lambda client, ids: client.sends(ids))
-subscribers = Resolver("subscriber", subscribers_table, subscriber_requests,
-                       lambda client, ids: client.subscribers(ids))
-emails = EmailResolver("email", emails_table, email_requests, lambda client, ids: client.emails(ids))
-categories = CategoryResolver("category", categories_table, category_requests,
-                              lambda client, ids: client.folders(ids))
