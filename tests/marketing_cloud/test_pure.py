@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from streams.marketing_cloud import ComplexFilter, MalformedResponse, SimpleFilter
-from streams.marketing_cloud.soap import PARTNER_NS, RetrieveReply, parse_retrieve, retrieve_envelope
+from streams.marketing_cloud.soap import PARTNER_NS, Fault, RetrieveReply, parse_retrieve, retrieve_envelope
 from streams.marketing_cloud.values import format_de_date, parse_bool, parse_de_date, parse_soap_date
 
 CST = timezone(timedelta(hours=-6))
@@ -57,6 +57,29 @@ def test_envelope_filters() -> None:
     found = in_filter.find(f".//{{{PARTNER_NS}}}Filter")
     assert found is not None
     assert _filter_part(found) == ("ID", "IN", ["1", "22"], [])
+
+
+def _reply(body: str) -> bytes:
+    return (f'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+            f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soap:Body>{body}</soap:Body></soap:Envelope>'
+            ).encode()
+
+
+def test_every_result_is_read_wherever_status_and_request_id_stand() -> None:
+    # results are flattened (and emptied) as they are read, the status and request id looked up after
+    results = "".join(f'<Results xsi:type="DataFolder"><ID>{i}</ID><Name>f{i}</Name></Results>' for i in range(3))
+    expected = RetrieveReply("MoreDataAvailable", "r", [{"ID": str(i), "Name": f"f{i}"} for i in range(3)])
+    for message in (f"<OverallStatus>MoreDataAvailable</OverallStatus><RequestID>r</RequestID>{results}",
+                    f"{results}<RequestID>r</RequestID><OverallStatus>MoreDataAvailable</OverallStatus>"):
+        assert parse_retrieve(_reply(f'<RetrieveResponseMsg xmlns="{PARTNER_NS}">{message}</RetrieveResponseMsg>')
+                              ) == expected
+    assert parse_retrieve(_reply("<soap:Fault><faultcode>soap:Client</faultcode><faultstring> Token Expired "
+                                 "</faultstring></soap:Fault>")) == Fault("soap:Client", "Token Expired")
+    with pytest.raises(MalformedResponse, match="no OverallStatus"):
+        parse_retrieve(_reply(f'<RetrieveResponseMsg xmlns="{PARTNER_NS}">{results}</RetrieveResponseMsg>'))
+    with pytest.raises(MalformedResponse, match="Envelope"):
+        parse_retrieve(f'<RetrieveResponseMsg xmlns="{PARTNER_NS}"><Results><ID>1</ID></Results></RetrieveResponseMsg>'
+                       .encode())
 
 
 def test_flatten_nested_and_nil() -> None:
