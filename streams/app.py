@@ -74,6 +74,7 @@ def create_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         origin="streams",
         producer_linger_ms=5,
+        producer_compression_type=None if settings.producer_compression == "none" else settings.producer_compression,
         consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,

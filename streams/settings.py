@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     """Bytes fetched at most per partition per fetch (faust's ``consumer_max_fetch_size``, whose default is 4 MB):
     fetched records wait in memory, decoded, until an agent takes them, so this bounds a worker's backlog in
     memory. A record larger than this is still fetched, alone."""
+    producer_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "none"
+    """How the worker's producer compresses the record batches it sends (faust's ``producer_compression_type``);
+    ``lz4``, ``zstd`` and ``snappy`` use cramjam. Consumers decompress whatever they read."""
     gc_threshold: int = Field(default=50_000, ge=700)
     """Allocations between runs of Python's cyclic garbage collector over its youngest generation (Python's
     default is 700; see ``streams.app.tune_gc``)."""
