@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             if pending != last:
                 print(f"demo: {pending} rows not yet processed ({time.monotonic() - started:.0f} s)", flush=True)
                 last, stable_since = pending, time.monotonic()
-            elif time.monotonic() - stable_since > 20:
-                break  # what is left is bad input, which stays unprocessed by design
+            elif pending < rows and time.monotonic() - stable_since > 20:
+                break  # processing began and what is left is bad input, which stays unprocessed by design
         if worker.poll() is not None:
             print(f"demo: the worker exited with {worker.returncode}; see {log_path}", file=sys.stderr)
             return 1
