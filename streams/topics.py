@@ -133,6 +133,11 @@ async def send_dead_letter(key: str, stage: str, reason: str, tenant: str,
                                                             source=source, at=time.time()))
 
 
+def request_partitions(kind: EntityType) -> int:
+    """The partitions of the kind's request topic (and of its tables)."""
+    return request_topics[kind].partitions or settings.topic_partitions
+
+
 async def request_entities(tenant: str, kind: EntityType, ids: Iterable[int | str], *,
                            acks: dict[str, list[str]] | None = None, attempt: int = 0,
                            refetch: bool = False) -> Pending:
@@ -142,7 +147,7 @@ async def request_entities(tenant: str, kind: EntityType, ids: Iterable[int | st
     Kafka has them."""
     topic = request_topics[kind]
     by_partition: dict[int, list[str]] = defaultdict(list)
-    partitions = topic.partitions or settings.topic_partitions
+    partitions = request_partitions(kind)
     for ident in {str(i) for i in ids}:
         by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
     return [await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,

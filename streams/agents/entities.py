@@ -30,7 +30,14 @@ from streams.tables.entities import (
     subscriber_retries,
     subscribers_table,
 )
-from streams.topics import Pending, publish_snapshots, request_entities, request_topics, send_dead_letter
+from streams.topics import (
+    Pending,
+    publish_snapshots,
+    request_entities,
+    request_partitions,
+    request_topics,
+    send_dead_letter,
+)
 
 REQUESTS_PER_WINDOW = 10_000
 """Request records gathered at most per window; the window (``fetch_window``) is what usually ends it."""
@@ -55,20 +62,15 @@ class KafkaResolverOutputs:
         await producer_ebb(app)
 
 
-def partitions_of(kind: EntityType) -> int:
-    """The partitions of the kind's request topic (and of its tables)."""
-    return request_topics[kind].partitions or settings.topic_partitions
-
-
 outputs = KafkaResolverOutputs()
 limits = ResolverSettings(settings.in_batch_size, settings.refresh_seconds, settings.entity_fetch_attempts)
-sends = SendResolver("send", sends_table, send_retries, partitions_of("send"), marketing_cloud, outputs, limits,
+sends = SendResolver("send", sends_table, send_retries, request_partitions("send"), marketing_cloud, outputs, limits,
                      acks=send_acks_table)
-subscribers = Resolver("subscriber", subscribers_table, subscriber_retries, partitions_of("subscriber"),
+subscribers = Resolver("subscriber", subscribers_table, subscriber_retries, request_partitions("subscriber"),
                        marketing_cloud, outputs, limits)
-emails = EmailResolver("email", emails_table, email_retries, partitions_of("email"), marketing_cloud, outputs,
+emails = EmailResolver("email", emails_table, email_retries, request_partitions("email"), marketing_cloud, outputs,
                        limits)
-categories = CategoryResolver("category", categories_table, category_retries, partitions_of("category"),
+categories = CategoryResolver("category", categories_table, category_retries, request_partitions("category"),
                               marketing_cloud, outputs, limits)
 
 
