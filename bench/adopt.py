@@ -22,7 +22,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, InsertOne
 
 from streams.adoption import Adopted, adopt
-from streams.entities import NAMESPACES
+from streams.entity_ids import NAMESPACES
 from streams.mongo import INDEXES
 
 from .run import MONGO, RESULTS

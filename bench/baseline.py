@@ -19,7 +19,7 @@ from pymongo import MongoClient
 
 from stack.demo import unit_settings
 from streams.clicks import RowRejected, parse_row, row_keys
-from streams.entities import entity
+from streams.entity_ids import entity
 from streams.marketing_cloud import MarketingCloudClient
 from streams.settings import BusinessUnit
 

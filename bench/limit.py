@@ -18,11 +18,11 @@ from pymongo.database import Database
 from stack.demo import unit_settings
 from streams import documents
 from streams.clicks import RowRejected, click_updates, parse_row
-from streams.entities import EntityType, References, derived_ids, entity, snapshot_data
+from streams.entity_ids import EntityType, References, derived_ids, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudClient
-from streams.models import ClickEvent, EntitySnapshot
 from streams.mongo import INDEXES
 from streams.settings import BusinessUnit
+from streams.topic_records import ClickEvent, EntitySnapshot
 
 
 async def model_operations(client: MarketingCloudClient, tenant: str, events: list[tuple[str, ClickEvent]],

@@ -16,23 +16,22 @@ from collections.abc import Sequence
 
 import orjson
 
-from streams.app import app, settings
-from streams.models import EntityChanges
+from streams.app import build
+from streams.models_sink import ModelsSink
+from streams.mongo import ensure_indexes
+from streams.outputs import KafkaModelOutputs
+from streams.replay import replay_topic
+from streams.settings import get_settings
+from streams.topic_records import EntityChanges
 
 
 async def write_all(database: str) -> dict[str, float]:
     """Write every ``entity-changes`` record into ``database`` (an empty one) through the models sink."""
-    settings.mongo_database = database
-    from streams.agents.models_sink import KafkaModelOutputs
-    from streams.models_sink import ModelsSink
-    from streams.mongo import ensure_indexes
-    from streams.replay import replay_topic
-    from streams.resources import document_ids, mongo
-    from streams.topics import entity_changes
-
-    db = mongo()
+    settings = get_settings().model_copy(update={"mongo_database": database})
+    worker = build(settings)
+    db = worker.connections.mongo()
     await ensure_indexes(db)
-    sink = ModelsSink(db, {}, document_ids(), KafkaModelOutputs())
+    sink = ModelsSink(db, {}, worker.connections.document_ids(), KafkaModelOutputs(worker.topics))
     snapshots = 0
 
     async def write(batch: Sequence[EntityChanges]) -> None:
@@ -42,12 +41,12 @@ async def write_all(database: str) -> dict[str, float]:
 
     cpu, started = time.process_time(), time.perf_counter()
     try:
-        records = await replay_topic(entity_changes.get_topic_name(), EntityChanges, write, since=None,
-                                     batch=settings.sink_batch, progress=lambda *_: None)
+        records = await replay_topic(settings, worker.topics.entity_changes.get_topic_name(), EntityChanges, write,
+                                     since=None, batch=settings.sink_batch, progress=lambda *_: None)
         seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     finally:
-        await db.client.close()
-        await app.producer.stop()
+        await worker.connections.aclose()
+        await worker.app.producer.stop()
     return {"records": records, "snapshots": snapshots, "seconds": seconds, "cpu_s": cpu_s,
             "snapshots_per_s": snapshots / seconds if seconds else 0.0,
             "cpu_us_per_snapshot": cpu_s * 1e6 / snapshots if snapshots else 0.0}

@@ -27,7 +27,8 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka import kafka_consumer, topic_partitions
+from streams.kafka_clients import kafka_consumer, topic_partitions
+from streams.settings import load_settings
 
 from .limit import final_operations
 from .run import (
@@ -58,8 +59,9 @@ async def changelog_records(prefix: str) -> int:
         topics = [t for t in await admin.list_topics() if t.startswith(f"bench-{prefix}") and t.endswith("-changelog")]
     finally:
         await admin.close()
-    partitions = [tp for topic in topics for tp in await topic_partitions(topic)]
-    async with kafka_consumer() as consumer:
+    settings = load_settings(broker=f"kafka://{KAFKA}")
+    partitions = [tp for topic in topics for tp in await topic_partitions(settings, topic)]
+    async with kafka_consumer(settings) as consumer:
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
     return sum(ends[tp] - starts[tp] for tp in partitions)

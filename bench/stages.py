@@ -6,9 +6,9 @@ started then, so start-up and recovery are not in the shares); each sample is gi
 apart) times the stage's share of the samples, divided by the rows marked. A sample goes to:
 - ``faust/Kafka`` when its innermost frame of ours calls into faust, mode or aiokafka (consuming, decoding
   records, producing, acking, committing), or when no frame of ours is on the stack at all;
-- otherwise the stage of its outermost frame of ours in a stage's module (the agent or timer that runs it;
-  the worker's entry frames are below every stack), so a stage includes the CPU of the libraries it calls
-  (pymongo's BSON, httpx, lxml).
+- otherwise the stage of its outermost frame of ours in a stage's module (the logic that an agent or timer of
+  ``streams.topology`` runs; the worker's entry frames are below every stack), so a stage includes the CPU of
+  the libraries it calls (pymongo's BSON, httpx, lxml).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from collections import Counter
 from pathlib import Path
 
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("poll + SOAP parse", ("streams/agents/source.py",)),
-    ("ingest", ("streams/agents/ingest.py", "streams/ingest.py")),
-    ("resolvers", ("streams/agents/entities.py", "streams/tables/entities.py")),
-    ("clicks sink", ("streams/agents/clicks_sink.py", "streams/clicks_sink.py")),
-    ("models sink", ("streams/agents/models_sink.py", "streams/models_sink.py")),
-    ("acker / marking", ("streams/agents/acker.py", "streams/agents/sqs_acks.py", "streams/marking.py")),
+    ("poll + SOAP parse", ("streams/poller.py",)),
+    ("ingest", ("streams/ingest.py",)),
+    ("resolvers", ("streams/resolvers.py",)),
+    ("clicks sink", ("streams/clicks_sink.py",)),
+    ("models sink", ("streams/models_sink.py",)),
+    ("acker / marking", ("streams/marking.py", "streams/edges/sqs_egress.py")),
 )
 FAUST = "faust/Kafka"
 OTHER = "other (timers, web, metrics)"
 MACHINERY = ("/faust/", "/mode/", "/aiokafka/", "/<string>")
 """Files of faust's machinery (``<string>``: the record classes' generated code); paths are py-spy's, relative to
-their ``sys.path`` entry (``faust/app/base.py``, ``streams/agents/ingest.py``)."""
+their ``sys.path`` entry (``faust/app/base.py``, ``streams/ingest.py``)."""
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 

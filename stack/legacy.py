@@ -25,7 +25,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, MongoClient
 
 from streams.clicks import RowRejected, parse_row
-from streams.entities import NAMESPACES
+from streams.entity_ids import NAMESPACES
 from streams.references import COLLECTIONS
 
 LEGACY_TIME = datetime(2019, 1, 1, tzinfo=UTC)

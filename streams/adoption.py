@@ -24,7 +24,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CursorNotFound
 
-from streams.entities import NAMESPACES, EntityType, entity
+from streams.entity_ids import NAMESPACES, EntityType, entity
 from streams.mongo import DUPLICATE_KEY, with_backoff
 from streams.references import COLLECTIONS
 

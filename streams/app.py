@@ -1,38 +1,30 @@
-"""The faust application: ``leads-sync worker -l info`` runs a worker; ``leads-sync --help`` lists commands.
+"""The faust application, built from settings: ``leads-sync worker -l info`` runs a worker; ``leads-sync --help``
+lists commands.
 
-Agents and tables live in ``streams.agents`` and ``streams.tables`` and are found by autodiscovery.
+``build(settings)`` makes the app (``create_app``) and wires on it, explicitly, the topology's agents, timers
+and tasks (``streams.topology``), the web views (``streams.web.views``) and the operator commands
+(``streams.commands``), all on one ``Connections``; nothing is found by autodiscovery, and nothing reads the
+environment at import. ``main`` reads the settings (``LEADS_*``, ``LEADS_CONFIG_FILE``) and runs faust's command
+line on the app built from them.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import ssl
 
 import faust
 import mode
 from faust.stores import STORES
 
+from streams.commands import register_commands
+from streams.connections import Connections
+from streams.kafka_clients import credentials
 from streams.settings import Settings, get_settings
+from streams.tables.store import set_memory_budgets
+from streams.topology import Worker, wire
 from streams.transport import Transport
-
-
-def credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
-    """Kafka SASL/TLS for production brokers (MSK, Confluent); None for a local PLAINTEXT broker."""
-    protocol = settings.broker_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context() if protocol.endswith("SSL") else None
-    if protocol == "SSL":
-        return context
-    password = settings.broker_password.get_secret_value() if settings.broker_password else ""
-    return faust.SASLCredentials(
-        username=settings.broker_username or "",
-        password=password,
-        mechanism=settings.broker_sasl_mechanism,
-        ssl_context=context,
-    )
-
+from streams.web.views import register_views
 
 # aiokafka logs each produced message at DEBUG; faust's worker handler passes DEBUG records, so the
 # formatting alone cost several percent of a worker's CPU.
@@ -52,6 +44,8 @@ class App(faust.App):
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The faust app of ``settings``, with nothing on it yet (``build`` wires the rest)."""
+    set_memory_budgets(settings.table_write_buffer_mb, settings.table_block_cache_mb)
     return App(
         settings.app_id,
         broker=settings.broker,
@@ -66,7 +60,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        autodiscover=["streams.agents", "streams.tables", "streams.commands", "streams.web"],
+        autodiscover=False,
         # our views (streams.web) replace faust's: its /table and /router would bypass the web token
         web_tables_enabled=False,
         web_router_enabled=False,
@@ -93,10 +87,24 @@ def tune_gc(threshold: int) -> None:
     gc.set_threshold(threshold, 20, 10)
 
 
-settings = get_settings()
-app = create_app(settings)
-tune_gc(settings.gc_threshold)
+def build(settings: Settings) -> Worker:
+    """An app of ``settings`` with its topology, web views and commands wired on one ``Connections`` (closed when
+    the app shuts down)."""
+    app = create_app(settings)
+    connections = Connections(settings)
+    worker = wire(app, settings, connections)
+    register_views(worker)
+    register_commands(worker)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
+    async def close_connections(app_: object, **kwargs: object) -> None:
+        await connections.aclose()
+
+    return worker
 
 
 def main() -> None:
-    app.main()
+    """``leads-sync``: faust's command line on the app built from this process's settings."""
+    settings = get_settings()
+    tune_gc(settings.gc_threshold)
+    build(settings).app.main()

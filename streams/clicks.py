@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from streams.entities import References, entity, object_id
+from streams.entity_ids import References, entity, object_id
 from streams.links import parse_link
+from streams.marketing_cloud.records import row_keys
 from streams.marketing_cloud.values import parse_bool, parse_de_date
-from streams.models import ClickEvent
+from streams.topic_records import ClickEvent
 
 CHICAGO = ZoneInfo("America/Chicago")
-KEY_FIELDS = ("ID", "JobID", "SubscriberID", "EventDate", "IsUnique", "ListID")
 MAX_LINK_LENGTH = 8192
 
 
@@ -35,11 +35,6 @@ def chicago_day(moment: datetime) -> datetime:
     """Start of the moment's day in America/Chicago, as an aware datetime."""
     local = moment.astimezone(CHICAGO)
     return datetime(local.year, local.month, local.day, tzinfo=CHICAGO)
-
-
-def row_keys(row: Mapping[str, str]) -> dict[str, str]:
-    """The row's primary-key values as read, for the rowset request that marks it processed."""
-    return {name: row.get(name, "") for name in KEY_FIELDS}
 
 
 def _numeric(row: Mapping[str, str], name: str) -> str:

@@ -1,7 +1,7 @@
 """Clicks sink: batches of click events become ``event-email-clicks`` upserts, then processed acks.
 
 ``ClicksSink`` receives what it uses (the database, the ``_id``s of references, where its outputs go), so it
-runs without a worker; ``streams.agents.clicks_sink`` is the agent that feeds it, and replay writes through it
+runs without a worker; ``streams.topology`` has the agent that feeds it, and replay writes through it
 too (without acks).
 """
 
@@ -18,9 +18,9 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from streams.clicks import click_updates
-from streams.models import ClickEvent, ClickEvents
 from streams.mongo import bulk_upsert
 from streams.references import DocumentIds
+from streams.topic_records import ClickEvent, ClickEvents
 from streams.topics import Pending
 
 CLICKS = "event-email-clicks"
@@ -33,7 +33,7 @@ Refused = tuple[str, str, ClickEvent, str]
 
 class Outputs(Protocol):
     """Where the clicks sink puts what it makes (the topics in a worker:
-    ``streams.agents.clicks_sink.KafkaClickOutputs``); every call returns the futures that say Kafka has it."""
+    ``streams.outputs.KafkaClickOutputs``); every call returns the futures that say Kafka has it."""
 
     async def processed(self, tenant: str, rows: Sequence[dict[str, str]]) -> Pending:
         """Rows (their key values) whose clicks MongoDB has: acked, status ``processed``."""

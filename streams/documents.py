@@ -2,7 +2,7 @@
 
 Every builder returns a ``pymongo.UpdateOne`` upsert keyed on ``entity`` whose ``_id`` on insert is
 derived from the entity, so the same snapshots always produce the same documents. A reference to another
-model stores that document's actual ``_id``, given as ``ids`` (``streams.entities.References``: entity →
+model stores that document's actual ``_id``, given as ``ids`` (``streams.entity_ids.References``: entity →
 ``_id``; it must hold every entity the builder refers to, see the ``*_ref`` functions).
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 from bson import ObjectId
 from pymongo import UpdateMany, UpdateOne
 
-from streams.entities import NAMESPACES, EntityType, References, entity, object_id, parse_entity
-from streams.models import EntitySnapshot
+from streams.entity_ids import NAMESPACES, EntityType, References, entity, object_id, parse_entity
+from streams.topic_records import EntitySnapshot
 
 IDENTITY_FIELDS = {
     "First Name": "givenName",

@@ -2,7 +2,7 @@
 requests for the sends and subscribers their clicks name; repeats of rows already handled are dropped.
 
 ``Ingest`` receives what it uses (the seen-rows table, where its outputs go, the settings it reads), so it runs
-without a worker; ``streams.agents.ingest`` is the agent that feeds it.
+without a worker; ``streams.topology`` has the agent that feeds it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from streams import metrics
-from streams.clicks import RowRejected, parse_row, row_keys
-from streams.entities import EntityType, entity
-from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickRows
+from streams.clicks import RowRejected, parse_row
+from streams.entity_ids import EntityType, entity
+from streams.marketing_cloud.records import row_keys
 from streams.tables.seen_rows import SETTLED, Outcome, row_key
+from streams.topic_records import DEAD_LETTER_SOURCE, ClickEvent, ClickRows
 from streams.topics import Pending
 
 

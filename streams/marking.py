@@ -22,24 +22,18 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from streams import metrics
-from streams.clicks import KEY_FIELDS
+from streams.chunking import chunks
 from streams.documents import processed_event_update
-from streams.edges import chunks
 from streams.marketing_cloud import AuthError, MarketingCloudError, RowFailure, TransientError
+from streams.marketing_cloud.records import primary_key
 from streams.marketing_cloud.rest import KEY_MISMATCH
-from streams.models import AckBatch
 from streams.mongo import bulk_upsert
 from streams.retry import until_done
+from streams.topic_records import AckBatch
 from streams.topics import Pending
 
 ROWSET_ROWS = 50
 PROCESSED_EVENTS = "processed-events"
-
-
-def primary_key(keys: Mapping[str, str]) -> tuple[str, ...]:
-    """A row's identity: its values of the DE's primary key (``KEY_FIELDS``, in that order). Rows may share
-    an ``ID`` and differ in the other key fields; each is a row of its own, with a mark of its own."""
-    return tuple(keys.get(name, "") for name in KEY_FIELDS)
 
 
 class Client(Protocol):
@@ -50,7 +44,7 @@ class Client(Protocol):
 
 class Outputs(Protocol):
     """Where marking puts the rows it could not mark (the topics in a worker:
-    ``streams.agents.sqs_acks.KafkaMarkingOutputs``); every call returns the futures that say Kafka has it."""
+    ``streams.outputs.KafkaMarkingOutputs``); every call returns the futures that say Kafka has it."""
 
     async def dead_letter(self, tenant: str, keys: dict[str, str], reason: str) -> Pending:
         """A row (its key values) that could not be marked: dead-lettered, stage ``ack``."""

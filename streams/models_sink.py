@@ -2,7 +2,7 @@
 email-send-urls documents, written in unordered bulks, parents before the models that copy from them.
 
 ``ModelsSink`` receives what it uses (the database, the send/email join state, the ``_id``s of references,
-where its dead letters go), so it runs without a worker; ``streams.agents.models_sink`` is the agent that feeds
+where its dead letters go), so it runs without a worker; ``streams.topology`` has the agent that feeds
 it, and replay writes through it too. ``join`` is the send/email join: a send's urls are written once its
 email's category is known.
 """
@@ -19,9 +19,9 @@ from pymongo import UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from streams import documents
-from streams.models import EntityChanges, EntitySnapshot
 from streams.mongo import bulk_upsert, with_backoff
 from streams.references import DocumentIds
+from streams.topic_records import EntityChanges, EntitySnapshot
 from streams.topics import Pending
 
 FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
@@ -29,7 +29,7 @@ FLAGS = {"_id": 0, "entity": 1, "rollupMetrics": 1, "isNewsletter": 1}
 
 class Outputs(Protocol):
     """Where the models sink puts the models it could not write (the topics in a worker:
-    ``streams.agents.models_sink.KafkaModelOutputs``); returns the futures that say Kafka has it."""
+    ``streams.outputs.KafkaModelOutputs``); returns the futures that say Kafka has it."""
 
     async def dead_letter(self, snapshot: EntitySnapshot, reason: str) -> Pending:
         """A snapshot one of whose documents MongoDB refused: dead-lettered, stage ``write-models``."""

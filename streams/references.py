@@ -1,6 +1,6 @@
 """The actual ``_id`` of a model document, by entity: what every reference stores (SPEC 4).
 
-A document this system inserts has the ``_id`` derived from its entity (``streams.entities.object_id``).
+A document this system inserts has the ``_id`` derived from its entity (``streams.entity_ids.object_id``).
 Only the legacy tenant's entities (``LEADS_LEGACY_TENANT``) may have another one: the previous system's
 documents, which ``leads-sync adopt`` gave an ``entity`` before any worker started. So only those entities
 are looked up, one ``$in`` query per collection for the entities a batch names that the cache does not hold;
@@ -17,8 +17,8 @@ from bson import ObjectId
 from cachetools import LRUCache
 from pymongo.asynchronous.database import AsyncDatabase
 
-from streams.edges import chunks
-from streams.entities import EntityType, References, derived_ids, object_id, parse_entity
+from streams.chunking import chunks
+from streams.entity_ids import EntityType, References, derived_ids, object_id, parse_entity
 from streams.mongo import with_backoff
 
 COLLECTIONS: dict[EntityType, str] = {

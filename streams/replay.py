@@ -22,13 +22,18 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app import app, settings
-from streams.bridge import tenants
-from streams.edges import Message, MessageRejected, parse_ack_message, parse_message, read_message
-from streams.entities import EntityType, parse_entity
-from streams.kafka import connection_options, kafka_consumer, topic_partitions
-from streams.models import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, DeadLetterStage, EntityChanges
-from streams.topics import click_events, dead_letter, entity_changes
+from streams.adoption import check_adopted
+from streams.clicks_sink import ClicksSink
+from streams.connections import Connections
+from streams.edges.formats import Message, MessageRejected, parse_ack_message, parse_message, read_message
+from streams.entity_ids import EntityType, parse_entity
+from streams.kafka_clients import connection_options, kafka_consumer, topic_partitions
+from streams.models_sink import ModelsSink
+from streams.mongo import ensure_indexes
+from streams.outputs import KafkaClickOutputs, KafkaModelOutputs
+from streams.settings import Settings
+from streams.topic_records import DEAD_LETTER_SOURCE, ClickEvent, ClickEvents, DeadLetterStage, EntityChanges
+from streams.topics import Topics
 
 R = TypeVar("R", bound=faust.Record)
 Progress = Callable[[str, int, int, float], None]
@@ -45,13 +50,15 @@ async def _ranges(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
     return {tp: (starts[tp], ends[tp]) for tp in partitions if starts[tp] < ends[tp]}
 
 
-async def replay_topic(topic: str, record: type[R], write: Callable[[Sequence[R]], Awaitable[None]], *,
-                       since: datetime | None, batch: int, progress: Progress) -> int:
-    """Write every record of ``topic`` in the range through ``write``; return how many were written."""
-    partitions = await topic_partitions(topic)
+async def replay_topic(settings: Settings, topic: str, record: type[R],
+                       write: Callable[[Sequence[R]], Awaitable[None]], *, since: datetime | None, batch: int,
+                       progress: Progress) -> int:
+    """Write every record of ``topic`` in the range through ``write``, ``batch`` records at most a call; return
+    how many were written."""
+    partitions = await topic_partitions(settings, topic)
     if not partitions:
         return 0
-    async with kafka_consumer(group_id=f"{settings.app_id}-replay-{uuid.uuid4().hex[:8]}") as consumer:
+    async with kafka_consumer(settings, group_id=f"{settings.app_id}-replay-{uuid.uuid4().hex[:8]}") as consumer:
         ranges = await _ranges(consumer, partitions, since)
         total = sum(end - start for start, end in ranges.values())
         consumer.assign(list(ranges))
@@ -74,21 +81,18 @@ async def replay_topic(topic: str, record: type[R], write: Callable[[Sequence[R]
         return done
 
 
-async def replay(*, since: datetime | None = None, batch: int = 500, progress: Progress) -> dict[str, Any]:
-    from streams.adoption import check_adopted
-    from streams.agents.clicks_sink import KafkaClickOutputs
-    from streams.agents.models_sink import KafkaModelOutputs
-    from streams.clicks_sink import ClicksSink
-    from streams.models_sink import ModelsSink
-    from streams.mongo import ensure_indexes
-    from streams.resources import document_ids, mongo
-
-    db = mongo()
+async def replay(settings: Settings, connections: Connections, topics: Topics, *, since: datetime | None = None,
+                 batch: int = 500, progress: Progress) -> dict[str, int]:
+    """Write ``entity-changes`` and then ``click-events`` (from ``since``, else the beginning) into the database
+    of ``connections``, through the sinks' own classes; returns ``{topic: records replayed}``. Raises
+    ``streams.adoption.NotAdopted`` when the legacy tenant's documents are not adopted yet."""
+    db = connections.mongo()
     await check_adopted(db, settings.legacy_tenant)
     await ensure_indexes(db)
-    ids = document_ids()
-    models = ModelsSink(db, {}, ids, KafkaModelOutputs())  # the send/email join state, rebuilt as replay reads
-    sink = ClicksSink(db, ids, KafkaClickOutputs())
+    ids = connections.document_ids()
+    # the send/email join state, rebuilt as replay reads
+    models = ModelsSink(db, {}, ids, KafkaModelOutputs(topics))
+    sink = ClicksSink(db, ids, KafkaClickOutputs(topics))
 
     async def clicks(values: Sequence[ClickEvents]) -> None:
         # a refused click is dead-lettered; the live pipeline's rows are not touched (no ``unwritten`` record)
@@ -96,9 +100,9 @@ async def replay(*, since: datetime | None = None, batch: int = 500, progress: P
         await asyncio.gather(*await sink.dead_letter(refused))
 
     counts = {
-        "entity-changes": await replay_topic(entity_changes.get_topic_name(), EntityChanges, models.write,
-                                             since=since, batch=batch, progress=progress),
-        "click-events": await replay_topic(click_events.get_topic_name(), ClickEvents, clicks,
+        "entity-changes": await replay_topic(settings, topics.entity_changes.get_topic_name(), EntityChanges,
+                                             models.write, since=since, batch=batch, progress=progress),
+        "click-events": await replay_topic(settings, topics.click_events.get_topic_name(), ClickEvents, clicks,
                                            since=since, batch=batch, progress=progress),
     }
     return counts
@@ -177,7 +181,9 @@ class Skips:
 class Requeue:
     """The dead letters of one ``requeue_dead_letters`` run, gathered by where they go, and what became of each."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenants: frozenset[str]) -> None:
+        self.tenants = tenants
+        """The configured tenants: a letter of another is skipped."""
         self.rows: dict[str, list[dict[str, str]]] = defaultdict(list)
         """tenant → click rows for ``click-rows``."""
         self.clicks: dict[str, dict[str, list[ClickEvent]]] = defaultdict(lambda: defaultdict(list))
@@ -208,7 +214,7 @@ class Requeue:
         self.skipped[stage][reason] += 1
 
     def _gather(self, stage: DeadLetterStage, tenant: str, source: dict[str, Any]) -> None:
-        configured = tenants()
+        configured = self.tenants
         if stage is DeadLetterStage.INGEST:
             self._add_rows(read_message({"tenant": tenant, "row": source}, configured))
         elif stage is DeadLetterStage.ACK:
@@ -236,21 +242,19 @@ class Requeue:
     def _add_rows(self, message: Message) -> None:
         self.rows[message.tenant].extend(message.rows)
 
-    async def send(self) -> None:
-        """Send what was gathered: rows to ``click-rows`` (past the seen-rows check: their first reading made no
-        event), ids to their resolvers, row keys to ``acks``; return once Kafka has all of it."""
-        from streams.topics import append_click_rows, request_entities, send_acks, send_click_events
-
+    async def send(self, topics: Topics) -> None:
+        """Send what was gathered onto ``topics``: rows to ``click-rows`` (past the seen-rows check: their first
+        reading made no event), ids to their resolvers, row keys to ``acks``; return once Kafka has all of it."""
         now = time.time()
         for tenant, rows in self.rows.items():
-            await append_click_rows(tenant, rows, read_at=now, source=DEAD_LETTER_SOURCE)
+            await topics.append_click_rows(tenant, rows, read_at=now, source=DEAD_LETTER_SOURCE)
         for tenant, clicks in self.clicks.items():
-            await send_click_events(tenant, clicks)
+            await topics.send_click_events(tenant, clicks)
         for (tenant, kind), ids in self.entities.items():
-            await request_entities(tenant, kind, ids, refetch=True)
+            await topics.request_entities(tenant, kind, ids, refetch=True)
         for tenant, keys in self.acks.items():
-            await send_acks(tenant, "processed", keys)
-        await app.producer.flush()
+            await topics.send_acks(tenant, "processed", keys)
+        await topics.flush()
 
     def report(self) -> dict[str, Any]:
         """``{"requeued": {stage: letters}, "skipped": {stage: {reason: letters}}}``."""
@@ -261,7 +265,8 @@ class Requeue:
 STAGES = frozenset(stage.value for stage in DeadLetterStage)
 
 
-async def requeue_dead_letters(stages: Collection[DeadLetterStage] = tuple(DeadLetterStage)) -> dict[str, Any]:
+async def requeue_dead_letters(settings: Settings, topics: Topics,
+                               stages: Collection[DeadLetterStage] = tuple(DeadLetterStage)) -> dict[str, Any]:
     """Send the dead letters of ``stages`` back into the pipeline, each once (where each stage goes:
     ``DeadLetterStage``), and return ``Requeue.report()``.
 
@@ -271,15 +276,15 @@ async def requeue_dead_letters(stages: Collection[DeadLetterStage] = tuple(DeadL
     tenant not configured, say) stays due and is read again by every later run, which reports it as skipped
     until it can be requeued (after the fix) or the topic's retention drops it. A letter of no known stage is
     reported, as skipped, by the first run whose stages have not read past it."""
-    requeue = Requeue()
-    partitions = await topic_partitions(dead_letter.get_topic_name())
+    requeue = Requeue(settings.tenants)
+    partitions = await topic_partitions(settings, topics.dead_letter.get_topic_name())
     if not partitions or not stages:
         return requeue.report()
     groups = {stage: REQUEUE_GROUP.format(app_id=settings.app_id, stage=stage) for stage in stages}
-    done = await _requeued(groups, partitions)
+    done = await _requeued(settings, groups, partitions)
     skips: dict[DeadLetterStage, dict[TopicPartition, Skips]] = {
         stage: {tp: Skips() for tp in partitions} for stage in groups}
-    async with kafka_consumer() as reader:
+    async with kafka_consumer(settings) as reader:
         ends = await reader.end_offsets(partitions)
         beginnings = await reader.beginning_offsets(partitions)
         starts = {tp: max(beginnings[tp], min(read[tp].start for read in done.values())) for tp in partitions}
@@ -293,19 +298,19 @@ async def requeue_dead_letters(stages: Collection[DeadLetterStage] = tuple(DeadL
             elif (stage := DeadLetterStage(name)) in done:
                 due = done[stage][tp].due(offset)
                 skips[stage][tp].note(offset, due and not requeue.add(stage, letter))
-        await requeue.send()
+        await requeue.send(topics)
     for stage, group in groups.items():
-        async with kafka_consumer(group_id=group) as consumer:
+        async with kafka_consumer(settings, group_id=group) as consumer:
             consumer.assign(partitions)
             marks = {tp: Requeued(end=ends[tp], skipped=tuple(skips[stage][tp].ranges)) for tp in partitions}
             await consumer.commit({tp: (mark.start, mark.metadata()) for tp, mark in marks.items()})
     return requeue.report()
 
 
-async def _requeued(groups: Mapping[DeadLetterStage, str],
+async def _requeued(settings: Settings, groups: Mapping[DeadLetterStage, str],
                     partitions: list[TopicPartition]) -> dict[DeadLetterStage, dict[TopicPartition, Requeued]]:
     """What each stage's group committed for each partition."""
-    admin = AIOKafkaAdminClient(**connection_options())
+    admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
         committed = {stage: await admin.list_consumer_group_offsets(group, partitions=partitions)

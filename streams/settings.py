@@ -176,7 +176,13 @@ class Settings(BaseSettings):
         return units
 
     def unit(self, tenant: str) -> BusinessUnit:
+        """The business unit of ``tenant``; ``StopIteration`` when none is configured."""
         return next(unit for unit in self.business_units if unit.tenant == tenant)
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        """The tenants of the configured business units."""
+        return frozenset(unit.tenant for unit in self.business_units)
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import httpx
 import orjson
 
+from ..chunking import chunks
 from ..settings import BusinessUnit
 from . import rest
 from .auth import Token
@@ -37,17 +38,10 @@ from .records import (
 from .session import Session, json_body
 from .soap import Fault, Result, RetrieveReply, continue_envelope, parse_retrieve, retrieve_envelope
 
-T = TypeVar("T")
-
 MAX_BATCH = 2500
 IN_CHUNK = 2500
 ROWSET_CHUNK = 50
 ASSET_PAGE_SIZE = 200
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _unique_ids(ids: Iterable[int | str]) -> list[int]:
@@ -142,7 +136,7 @@ class MarketingCloudClient:
 
     async def _all(self, object_type: str, properties: Sequence[str], ids: Iterable[int | str]) -> list[Result]:
         results: list[Result] = []
-        for chunk in _chunks(_unique_ids(ids), IN_CHUNK):
+        for chunk in chunks(_unique_ids(ids), IN_CHUNK):
             id_filter = ids_in("ID", [str(i) for i in chunk])
             async for page in self.retrieve(object_type, properties, id_filter, MAX_BATCH):
                 results.extend(page)
@@ -172,7 +166,7 @@ class MarketingCloudClient:
         """Content Builder assets by legacy id; ids not found there are read from classic SOAP ``Email``."""
         wanted = _unique_ids(ids)
         found: dict[int, Email] = {}
-        for chunk in _chunks(wanted, ASSET_PAGE_SIZE):
+        for chunk in chunks(wanted, ASSET_PAGE_SIZE):
             for email in await self._assets(chunk):
                 if email.id in chunk:
                     found.setdefault(email.id, email)
@@ -221,7 +215,7 @@ class MarketingCloudClient:
         other rows are sent again; if the error names no row, rows are sent one at a time to find
         them. Any other error raises."""
         failures: list[RowFailure] = []
-        for chunk in _chunks(rows, ROWSET_CHUNK):
+        for chunk in chunks(rows, ROWSET_CHUNK):
             failures.extend(await self._mark_chunk(list(chunk)))
         return failures
 

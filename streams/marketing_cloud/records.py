@@ -93,6 +93,7 @@ CLICK_PROPERTIES = (
     "IsBot_v3",
 )
 ROW_KEYS = ("ID", "JobID", "SubscriberID", "EventDate", "IsUnique", "ListID")
+"""The click-log DE's primary key, in this order: a row's identity, and what marking it processed names."""
 
 
 class _Reader:
@@ -208,5 +209,12 @@ def folder_from(result: Mapping[str, Any]) -> DataFolder:
 
 
 def row_keys(row: Mapping[str, str]) -> dict[str, str]:
-    """The primary-key values of a click-log row, as read (used to mark it processed)."""
-    return {name: row[name] for name in ROW_KEYS if name in row}
+    """``{key field: value}`` of a click-log row as read, every ``ROW_KEYS`` field (``""`` where the row lacks
+    it): what the rowset request that marks it processed names, and what an ack carries."""
+    return {name: row.get(name, "") for name in ROW_KEYS}
+
+
+def primary_key(row: Mapping[str, str]) -> tuple[str, ...]:
+    """A row's identity: its ``ROW_KEYS`` values in order (``""`` where it lacks one). Rows may share an ``ID``
+    (SFMC's ID is not unique by itself); rows with equal primary keys are the same row."""
+    return tuple(row.get(name, "") for name in ROW_KEYS)

@@ -14,15 +14,18 @@ from typing import Any, cast
 import faust
 from faust.types import TableT
 
-from streams.app import app, settings
 from streams.topics import partition_of
 
 
 class KeyedTable(faust.Table):
+    """A ``faust.Table`` of str keys whose changelog partition is the key's ``partition_of``."""
+
     def partition_for_key(self, key: Any) -> int:
-        return partition_of(key, self.partitions or settings.topic_partitions)
+        """The changelog partition of ``key`` (of the table's partitions, else the app's)."""
+        return partition_of(key, self.partitions or self.app.conf.topic_partitions)
 
 
-def keyed_table(name: str, *, partitions: int | None = None, **options: Any) -> TableT:
+def keyed_table(app: faust.App, name: str, *, partitions: int | None = None, **options: Any) -> TableT:
+    """A ``KeyedTable`` named ``name`` added to ``app``'s tables (``options``: faust's table options)."""
     table = KeyedTable(app, name=name, beacon=app.tables.beacon, partitions=partitions, key_type=str, **options)
     return cast(TableT, app.tables.add(table))

@@ -4,7 +4,7 @@ Rows stay in the click-log DE until marked processed, so every poll reads them a
 become a new click event. A repeat read more than ``reack_after_seconds`` after the row was handled (its
 mark was lost, or the DE was reset) is handled again, so it is not read forever: a click becomes its event
 again (written again, idempotently, before its ack), a skipped row is acked again. A record's rows are
-recorded only once Kafka has what handling them produced (``streams.agents.ingest``): an entry never stands
+recorded only once Kafka has what handling them produced (``streams.ingest``): an entry never stands
 for output a dying worker lost. A row SFMC
 refused to mark (10006) stays Ready for good but counts as processed (SPEC 2): the acker says so with a
 ``click-rows`` record of source ``refused``, and the row's later readings are dropped, never acked again.
@@ -24,7 +24,6 @@ writes its click again, idempotently, or dead-letters a bad row again). The chan
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
 from itertools import islice
@@ -33,10 +32,8 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.app import app, settings
-from streams.clicks import KEY_FIELDS
+from streams.marketing_cloud.records import primary_key
 
-TTL = float(settings.seen_rows_ttl_seconds)
 REFUSED_SOURCE = "refused"
 """``ClickRows.source`` of the rows SFMC refused to mark (their key values), sent by the acker."""
 UNWRITTEN_SOURCE = "unwritten"
@@ -100,15 +97,18 @@ class SeenRows(faust.Table):
     _changelog_compacting = False
     _changelog_deleting = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._index = RowIndex(settings.seen_rows_index_size)
+    def __init__(self, *args: Any, ttl: float, index_size: int, **kwargs: Any) -> None:
+        """faust's table arguments, and: ``ttl``, seconds a handled row is remembered; ``index_size``, rows the
+        in-memory index holds at most."""
+        super().__init__(*args, extra_topic_configs={"retention.ms": str(int(ttl * 1000))}, **kwargs)
+        self.ttl = ttl
+        self._index = RowIndex(index_size)
 
     def lookup(self, key: str, now: float) -> tuple[Outcome, float] | None:
         """What became of the row and when (epoch seconds), if it was handled within the TTL and is still
         in the index."""
         found = self._index.get(key)
-        if found is None or now - found[1] >= TTL:
+        if found is None or now - found[1] >= self.ttl:
             return None
         return Outcome(found[0]), found[1]
 
@@ -136,24 +136,20 @@ class SeenRows(faust.Table):
 
     def expire(self, now: float) -> None:
         """Forget what was handled more than the TTL ago (in memory; the changelog expires by itself)."""
-        old = [key for key, entry in self.data.items() if now - entry["at"] >= TTL]
+        old = [key for key, entry in self.data.items() if now - entry["at"] >= self.ttl]
         for key in old:
             del self.data[key]
-        self._index.forget_until(now - TTL)
+        self._index.forget_until(now - self.ttl)
 
 
-seen_rows = SeenRows(
-    app, name="seen-rows", beacon=app.tables.beacon, key_type=str,
-    extra_topic_configs={"retention.ms": str(int(TTL * 1000))},
-    help="click-log rows handled, per click-rows record: outcome and when",
-)
-app.tables.add(seen_rows)
-
-
-@app.timer(max(60.0, min(3600.0, TTL / 10)), name="seen-rows-expiry")
-async def expire_seen_rows() -> None:
-    seen_rows.expire(time.time())
+def seen_rows_table(app: faust.App, ttl: float, index_size: int) -> SeenRows:
+    """The ``seen-rows`` table on ``app`` (its changelog kept ``ttl`` seconds), added to the app's tables."""
+    table = SeenRows(app, name="seen-rows", beacon=app.tables.beacon, key_type=str, ttl=ttl, index_size=index_size,
+                     help="click-log rows handled, per click-rows record: outcome and when")
+    app.tables.add(table)
+    return table
 
 
 def row_key(tenant: str, row: Mapping[str, Any]) -> str:
-    return tenant + ":" + "|".join(row.get(name, "") for name in KEY_FIELDS)
+    """``{tenant}:{primary key values joined by |}``: a row's key in the seen-rows index and the poller's."""
+    return tenant + ":" + "|".join(primary_key(row))

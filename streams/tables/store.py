@@ -25,18 +25,27 @@ from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import current_event
 
-from streams.settings import get_settings
+from streams.settings import Settings
 from streams.tables.keyed import KeyedTable
 
+DEFAULT_WRITE_BUFFER_MB = Settings.model_fields["table_write_buffer_mb"].default
+DEFAULT_BLOCK_CACHE_MB = Settings.model_fields["table_block_cache_mb"].default
+"""The settings' defaults, for a store opened before ``set_memory_budgets`` (an app not made by ``create_app``)."""
 OPTIONS: dict[str, Any] = {
     "write_buffer_size": 4 * 1024**2,
     "max_write_buffer_number": 2,
 }
 """RocksDB options of each partition database (a table's own ``options`` win)."""
-_write_buffers = rocksdict.WriteBufferManager(get_settings().table_write_buffer_mb * 1024**2, False)
-"""Charged with the memtables of all the process's partition databases together."""
-_block_cache = rocksdict.Cache(get_settings().table_block_cache_mb * 1024**2)
-"""The block cache all the process's partition databases share."""
+_budgets: dict[str, Any] = {}
+"""``write_buffers``: charged with the memtables of all the process's partition databases together;
+``block_cache``: the block cache they share. Set by ``set_memory_budgets``."""
+
+
+def set_memory_budgets(write_buffer_mb: int, block_cache_mb: int) -> None:
+    """The process's RocksDB budgets, in MiB (``LEADS_TABLE_WRITE_BUFFER_MB``, ``LEADS_TABLE_BLOCK_CACHE_MB``), for
+    the partition databases opened from now on (``streams.app.create_app`` sets them)."""
+    _budgets["write_buffers"] = rocksdict.WriteBufferManager(write_buffer_mb * 1024**2, False)
+    _budgets["block_cache"] = rocksdict.Cache(block_cache_mb * 1024**2)
 
 
 class SharedMemoryOptions(RocksDBOptions):
@@ -45,10 +54,12 @@ class SharedMemoryOptions(RocksDBOptions):
 
     def as_options(self) -> rocksdict.Options:
         options: rocksdict.Options = super().as_options()
-        options.set_write_buffer_manager(_write_buffers)
+        if not _budgets:
+            set_memory_budgets(DEFAULT_WRITE_BUFFER_MB, DEFAULT_BLOCK_CACHE_MB)
+        options.set_write_buffer_manager(_budgets["write_buffers"])
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(self.bloom_filter_size, block_based=True)
-        table.set_block_cache(_block_cache)
+        table.set_block_cache(_budgets["block_cache"])
         table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
         options.set_block_based_table_factory(table)
         return options

@@ -1,4 +1,5 @@
-"""The web views: JSON over faust's web server (``@app.page``), entity lookups routed with ``@app.table_route``."""
+"""The web views of a worker (``register_views``): JSON over faust's web server (``@app.page``), entity lookups
+routed with ``@app.table_route`` to the worker that holds the entity."""
 
 from __future__ import annotations
 
@@ -8,99 +9,31 @@ import logging
 import time
 from typing import Any
 
+import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TableT
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 
 from streams import metrics
-from streams.agents.source import poll_status
-from streams.app import app, settings
-from streams.resources import marketing_cloud
-from streams.tables.entities import categories_table, emails_table, sends_table, subscribers_table
-from streams.topics import (
-    acks,
-    category_requests,
-    click_events,
-    click_rows,
-    dead_letter,
-    email_requests,
-    entity_changes,
-    send_requests,
-    subscriber_requests,
-)
+from streams.topology import Worker
 from streams.web import exposition
 from streams.web.page import PAGE
 from streams.web.status import OffsetReader, topic_report, worker_identity
 
 log = logging.getLogger(__name__)
 
-TABLES: dict[str, TableT] = {
-    "send": sends_table,
-    "subscriber": subscribers_table,
-    "email": emails_table,
-    "category": categories_table,
-}
-TOPICS = {topic.get_topic_name(): short for short, topic in {
-    "click-rows": click_rows, "click-events": click_events, "send-requests": send_requests,
-    "subscriber-requests": subscriber_requests, "email-requests": email_requests,
-    "category-requests": category_requests, "entity-changes": entity_changes, "acks": acks,
-    "dead-letter": dead_letter,
-}.items()}
 MAX_LIMIT = 1000
-offsets = OffsetReader(app)
+"""Keys a ``/tables/{kind}`` page lists at most."""
 
 
-# Registered first on purpose: faust's production index blueprint also mounts GET "/" when the server starts,
-# and aiohttp only refuses a second GET "/" if it comes right after the first; this way ours answers.
-@app.page("/", name="page")
-class PageView(View):
-    """The status page: static HTML (no data, no secrets); its script fetches the JSON with the token."""
-
-    async def get(self, request: Request) -> Response:
-        return self.html(PAGE)
-
-
-def authorized(header: str | None) -> bool:
-    """True when no token is configured, or the request carries ``Authorization: Bearer <token>``."""
-    if settings.web_token is None:
+def authorized(token: SecretStr | None, header: str | None) -> bool:
+    """True when no ``token`` is configured, or the ``Authorization`` header is ``Bearer <token>``."""
+    if token is None:
         return True
     scheme, _, given = (header or "").partition(" ")
-    expected = settings.web_token.get_secret_value()
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
-
-
-class Secured(View):
-    """A view that wants the bearer token when one is configured (401 JSON otherwise)."""
-
-    async def dispatch(self, request: Any) -> Any:
-        if not authorized(request.headers.get("Authorization")):
-            return self.json({"error": "unauthorized", "detail": "send Authorization: Bearer <token>"},
-                             status=401, headers={"WWW-Authenticate": 'Bearer realm="leads-data-sync"'})
-        return await super().dispatch(request)
-
-
-def _entity_view(kind: str, table: TableT) -> type[View]:
-    class EntityView(Secured):
-        @app.table_route(table=table, match_info="entity")  # type: ignore[arg-type]
-        async def get(self, request: Request, entity: str) -> Response:
-            snapshot = table.get(entity)
-            if snapshot is None:
-                return self.json({"error": "not found", "kind": kind, "entity": entity,
-                                  "worker": worker_identity(self.app)}, status=404)
-            return self.json({"kind": kind, "entity": entity, "snapshot": snapshot.asdict(),
-                              "worker": worker_identity(self.app)})
-
-    EntityView.__name__ = EntityView.__qualname__ = f"{kind.capitalize()}EntityView"
-    return app.page(f"/entities/{kind}/{{entity}}", name=f"entity-{kind}")(EntityView)
-
-
-ENTITY_VIEWS = {kind: _entity_view(kind, table) for kind, table in TABLES.items()}
-
-
-@app.page("/entities/{kind}/{entity}", name="entity-unknown-kind")
-class UnknownKindView(Secured):
-    async def get(self, request: Request, kind: str, entity: str) -> Response:
-        return self.json({"error": f"unknown kind {kind!r}", "kinds": sorted(TABLES)}, status=404)
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.get_secret_value().encode())
 
 
 def _int_arg(request: Request, name: str, default: int, high: int) -> int:
@@ -110,7 +43,7 @@ def _int_arg(request: Request, name: str, default: int, high: int) -> int:
         return default
 
 
-async def local_keys(table: TableT) -> tuple[list[int], list[str]]:
+async def local_keys(app: faust.App, table: TableT) -> tuple[list[int], list[str]]:
     """This worker's active partitions of ``table`` and the keys it holds in them, sorted.
 
     Standby replicas of other workers' partitions also sit in the local store; they are left out.
@@ -129,27 +62,13 @@ async def local_keys(table: TableT) -> tuple[list[int], list[str]]:
     return sorted(mine), sorted(keys)
 
 
-@app.page("/tables/{kind}", name="table-keys")
-class TableKeysView(Secured):
-    async def get(self, request: Request, kind: str) -> Response:
-        table = TABLES.get(kind)
-        if table is None:
-            return self.json({"error": f"unknown kind {kind!r}", "kinds": sorted(TABLES)}, status=404)
-        limit = _int_arg(request, "limit", 100, MAX_LIMIT)
-        offset = _int_arg(request, "offset", 0, 2**31)
-        partitions, keys = await local_keys(table)
-        return self.json({
-            "kind": kind, "table": table.name, "scope": "this worker's active partitions only",
-            "partitions": partitions, "count": len(keys), "offset": offset, "limit": limit,
-            "keys": keys[offset : offset + limit], "worker": worker_identity(self.app),
-        })
-
-
-def _polls() -> dict[str, Any]:
-    polls = {}
-    for unit in settings.business_units:
-        status = dict(poll_status.get(unit.tenant) or {})
-        polls[unit.tenant] = {
+def polls(worker: Worker) -> dict[str, Any]:
+    """Per tenant: whether this worker polled it, the last poll's start and end (epoch seconds), rows read by it
+    and in total since this process started, and its error."""
+    report = {}
+    for unit in worker.settings.business_units:
+        status = dict(worker.poller.status.get(unit.tenant) or {})
+        report[unit.tenant] = {
             "polled_by_this_worker": bool(status),
             "last_poll_started": status.get("last_poll_started"),
             "last_poll_finished": status.get("last_poll_finished"),
@@ -157,49 +76,10 @@ def _polls() -> dict[str, Any]:
             "rows_total": status.get("rows_total", 0),
             "last_error": status.get("last_error"),
         }
-    return polls
+    return report
 
 
-@app.page("/status", name="status")
-class StatusView(Secured):
-    async def get(self, request: Request) -> Response:
-        body: dict[str, Any] = {
-            "worker": worker_identity(self.app),
-            "note": "only the leader worker polls SFMC: business-unit polls are this worker's view",
-            "business_units": _polls(),
-            "generated_at": time.time(),
-        }
-        try:
-            topics = topic_report(await offsets.read(TOPICS), TOPICS)
-        except Exception as exc:  # Kafka unreachable: say so, keep the rest
-            log.warning("status: reading offsets failed: %s", type(exc).__name__)
-            body.update(topics=None, dead_letters=None, acks_pending=None,
-                        kafka_error=f"{type(exc).__name__}: {exc}")
-            return self.json(body, status=200)
-        body.update(
-            topics=topics,
-            dead_letters=topics.get("dead-letter", {}).get("records", 0),
-            acks_pending=topics.get("acks", {}).get("lag", 0),
-            refused_rows_dropped=metrics.refused_rows_dropped.by("tenant"),
-        )
-        return self.json(body)
-
-
-@app.page("/health", name="health")
-class HealthView(View):
-    """Not behind the token: orchestration probes it. 200 once partitions are assigned, 503 otherwise."""
-
-    async def get(self, request: Request) -> Response:
-        try:
-            assigned = len(self.app.consumer.assignment())
-        except Exception:  # consumer not started yet
-            assigned = 0
-        ok = assigned > 0 and not self.app.should_stop
-        return self.json({"status": "ok" if ok else "unavailable", "assigned_partitions": assigned,
-                          "rebalancing": bool(self.app.rebalancing)}, status=200 if ok else 503)
-
-
-def metric_families() -> list[exposition.Family]:
+def metric_families(worker: Worker) -> list[exposition.Family]:
     """Our counters and timers, SFMC client stats per business unit, and the poll status gauges."""
     families = [exposition.Family(m.name, m.kind, m.help, list(m.samples())) for m in metrics.REGISTRY]
     client_stats = {
@@ -210,27 +90,127 @@ def metric_families() -> list[exposition.Family]:
     }
     for stat, help_text in client_stats.items():
         family = exposition.Family(f"leads_sfmc_{stat}_total", "counter", help_text)
-        for unit in settings.business_units:
-            family.add(marketing_cloud(unit.tenant).stats.get(stat, 0), tenant=unit.tenant)
+        for unit in worker.settings.business_units:
+            family.add(worker.connections.marketing_cloud(unit.tenant).stats.get(stat, 0), tenant=unit.tenant)
         families.append(family)
     rows = exposition.Family("leads_rows_read_total", "counter", "Click-log rows read by this worker's polls.")
     last = exposition.Family("leads_last_poll_finished_timestamp_seconds", "gauge",
                              "When this worker last finished polling a business unit (leader only).")
-    for tenant, status in sorted(poll_status.items()):
+    for tenant, status in sorted(worker.poller.status.items()):
         rows.add(status.get("rows_total", 0), tenant=tenant)
         if status.get("last_poll_finished"):
             last.add(status["last_poll_finished"], tenant=tenant)
     leader = exposition.Family("leads_worker_is_leader", "gauge", "1 on the leader worker (the one polling).")
-    leader.add(1 if worker_identity(app)["leader"] else 0)
+    leader.add(1 if worker_identity(worker.app)["leader"] else 0)
     return [*families, rows, last, leader]
 
 
-@app.page("/metrics", name="metrics")
-class MetricsView(Secured):
-    async def get(self, request: Request) -> Response:
-        return self.text(exposition.render(metric_families()), content_type=exposition.CONTENT_TYPE)
+def register_views(worker: Worker) -> None:
+    """Add the views to ``worker.app``: ``/`` (the status page), ``/status``, ``/health``, ``/metrics``,
+    ``/entities/{kind}/{entity}`` and ``/tables/{kind}``; all but ``/`` and ``/health`` want the bearer token
+    when ``LEADS_WEB_TOKEN`` is set."""
+    app, token = worker.app, worker.settings.web_token
+    tables = {kind: worker.tables.entities[kind] for kind in ("send", "subscriber", "email", "category")}
+    topics = worker.topics.by_name()
+    offsets = OffsetReader(app)
 
+    # Registered first on purpose: faust's production index blueprint also mounts GET "/" when the server starts,
+    # and aiohttp only refuses a second GET "/" if it comes right after the first; this way ours answers.
+    @app.page("/", name="page")
+    class PageView(View):
+        """The status page: static HTML (no data, no secrets); its script fetches the JSON with the token."""
 
-@app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
-async def _close_offsets(app_: object, **kwargs: object) -> None:
-    await offsets.close()
+        async def get(self, request: Request) -> Response:
+            return self.html(PAGE)
+
+    class Secured(View):
+        """A view that wants the bearer token when one is configured (401 JSON otherwise)."""
+
+        async def dispatch(self, request: Any) -> Any:
+            if not authorized(token, request.headers.get("Authorization")):
+                return self.json({"error": "unauthorized", "detail": "send Authorization: Bearer <token>"},
+                                 status=401, headers={"WWW-Authenticate": 'Bearer realm="leads-data-sync"'})
+            return await super().dispatch(request)
+
+    def entity_view(kind: str, table: TableT) -> None:
+        class EntityView(Secured):
+            @app.table_route(table=table, match_info="entity")  # type: ignore[arg-type]
+            async def get(self, request: Request, entity: str) -> Response:
+                snapshot = table.get(entity)
+                if snapshot is None:
+                    return self.json({"error": "not found", "kind": kind, "entity": entity,
+                                      "worker": worker_identity(self.app)}, status=404)
+                return self.json({"kind": kind, "entity": entity, "snapshot": snapshot.asdict(),
+                                  "worker": worker_identity(self.app)})
+
+        EntityView.__name__ = EntityView.__qualname__ = f"{kind.capitalize()}EntityView"
+        app.page(f"/entities/{kind}/{{entity}}", name=f"entity-{kind}")(EntityView)
+
+    for kind, table in tables.items():
+        entity_view(kind, table)
+
+    @app.page("/entities/{kind}/{entity}", name="entity-unknown-kind")
+    class UnknownKindView(Secured):
+        async def get(self, request: Request, kind: str, entity: str) -> Response:
+            return self.json({"error": f"unknown kind {kind!r}", "kinds": sorted(tables)}, status=404)
+
+    @app.page("/tables/{kind}", name="table-keys")
+    class TableKeysView(Secured):
+        async def get(self, request: Request, kind: str) -> Response:
+            table = tables.get(kind)
+            if table is None:
+                return self.json({"error": f"unknown kind {kind!r}", "kinds": sorted(tables)}, status=404)
+            limit = _int_arg(request, "limit", 100, MAX_LIMIT)
+            offset = _int_arg(request, "offset", 0, 2**31)
+            partitions, keys = await local_keys(app, table)
+            return self.json({
+                "kind": kind, "table": table.name, "scope": "this worker's active partitions only",
+                "partitions": partitions, "count": len(keys), "offset": offset, "limit": limit,
+                "keys": keys[offset : offset + limit], "worker": worker_identity(self.app),
+            })
+
+    @app.page("/status", name="status")
+    class StatusView(Secured):
+        async def get(self, request: Request) -> Response:
+            body: dict[str, Any] = {
+                "worker": worker_identity(self.app),
+                "note": "only the leader worker polls SFMC: business-unit polls are this worker's view",
+                "business_units": polls(worker),
+                "generated_at": time.time(),
+            }
+            try:
+                report = topic_report(await offsets.read(topics), topics)
+            except Exception as exc:  # Kafka unreachable: say so, keep the rest
+                log.warning("status: reading offsets failed: %s", type(exc).__name__)
+                body.update(topics=None, dead_letters=None, acks_pending=None,
+                            kafka_error=f"{type(exc).__name__}: {exc}")
+                return self.json(body, status=200)
+            body.update(
+                topics=report,
+                dead_letters=report.get("dead-letter", {}).get("records", 0),
+                acks_pending=report.get("acks", {}).get("lag", 0),
+                refused_rows_dropped=metrics.refused_rows_dropped.by("tenant"),
+            )
+            return self.json(body)
+
+    @app.page("/health", name="health")
+    class HealthView(View):
+        """Not behind the token: orchestration probes it. 200 once partitions are assigned, 503 otherwise."""
+
+        async def get(self, request: Request) -> Response:
+            try:
+                assigned = len(self.app.consumer.assignment())
+            except Exception:  # consumer not started yet
+                assigned = 0
+            ok = assigned > 0 and not self.app.should_stop
+            return self.json({"status": "ok" if ok else "unavailable", "assigned_partitions": assigned,
+                              "rebalancing": bool(self.app.rebalancing)}, status=200 if ok else 503)
+
+    @app.page("/metrics", name="metrics")
+    class MetricsView(Secured):
+        async def get(self, request: Request) -> Response:
+            return self.text(exposition.render(metric_families(worker)), content_type=exposition.CONTENT_TYPE)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
+    async def close_offsets(app_: object, **kwargs: object) -> None:
+        await offsets.close()

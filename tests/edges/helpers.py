@@ -12,8 +12,32 @@ import orjson
 from sfmc_emulator import Sizes, generate
 from streams.clicks import RowRejected, parse_row
 from streams.marketing_cloud.values import SERVER_TZ
+from streams.settings import BusinessUnit, Settings, load_settings
 
 Partition = set[tuple[frozenset[str], frozenset[str]]]
+
+
+def unit_settings(*tenants: str, **overrides: Any) -> Settings:
+    """Settings with a business unit for each tenant (credentials that reach no server) and ``overrides``."""
+    units = [BusinessUnit(tenant=tenant, client_id="id", client_secret="secret", auth_base_url="http://127.0.0.1:9",
+                          click_log_key="clicks", click_log_object_id="object") for tenant in tenants]
+    return load_settings(business_units=units, **overrides)
+
+
+class Produced:
+    """A ``streams.edges.bridge.Bridge`` in memory: what was produced, or the error ``fail`` raises."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.batches: list[tuple[list[Any], list[str], str]] = []
+        self.fail = fail
+
+    async def produce(self, messages: list[Any], rejected: list[Any], source: str) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.batches.append((list(messages), [exc.reason for exc, _, _ in rejected], source))
+
+    def row_ids(self) -> list[str]:
+        return [row["ID"] for messages, _, _ in self.batches for message in messages for row in message.rows]
 
 
 def clean_dataset(seed: int, rows: int = 150) -> dict[str, Any]:

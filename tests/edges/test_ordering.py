@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streams import aws
-from streams.agents import sqs_source
-from streams.edges import Message, MessageRejected
+from streams.edges.formats import Message
+from streams.edges.sqs import keep_visible, send_messages
+from streams.edges.sqs_ingress import SqsIngress
+from tests.edges.helpers import Produced, unit_settings
 
 
 class FakeSqs:
@@ -39,44 +40,46 @@ def _message(handle: str, body: Any) -> dict[str, Any]:
             "Body": body if isinstance(body, str) else orjson.dumps(body).decode()}
 
 
-@pytest.fixture
-def tenants(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqs_source, "tenants", lambda: frozenset({"ien"}))
+class Acknowledged(Produced):
+    """Produces after a moment (the broker's acknowledgement), noting it among the SQS calls."""
+
+    def __init__(self, sqs: FakeSqs) -> None:
+        super().__init__()
+        self.sqs = sqs
+
+    async def produce(self, messages: list[Any], rejected: list[Any], source: str) -> None:
+        await asyncio.sleep(0.01)  # the broker's acknowledgement: the delete must wait for it
+        self.sqs.calls.append(("produced", None))
+        await super().produce(messages, rejected, source)
 
 
-async def test_delete_comes_after_the_produce_is_acknowledged(monkeypatch: pytest.MonkeyPatch, tenants: None) -> None:
+def ingress(bridge: Produced) -> SqsIngress:
+    return SqsIngress(unit_settings("ien", sqs_queue_name="clicks"), None, bridge)  # type: ignore[arg-type]
+
+
+async def test_delete_comes_after_the_produce_is_acknowledged() -> None:
     sqs = FakeSqs()
-    produced: list[tuple[list[Message], list[str]]] = []
-
-    async def produce(messages: list[Message], rejected: list[tuple[MessageRejected, str, Any]], source: str) -> None:
-        await asyncio.sleep(0.01)  # the broker's acknowledgement
-        sqs.calls.append(("produced", None))
-        produced.append((messages, [exc.reason for exc, _, _ in rejected]))
-
-    monkeypatch.setattr(sqs_source, "produce", produce)
+    produced = Acknowledged(sqs)
     received = [_message("h1", {"tenant": "ien", "row": {"ID": "1", "JobID": "5"}}), _message("h2", "{oops")]
-    await sqs_source.handle(sqs, "url", received)
+    await ingress(produced).handle(sqs, "url", received)
     assert [call for call, _ in sqs.calls] == ["produced", "delete"]
     assert sqs.calls[1][1] == ["h1", "h2"]  # the poison message is deleted too, after its dead letter
-    assert produced[0][0] == [Message("ien", [{"ID": "1", "JobID": "5"}])]
-    assert produced[0][1][0].startswith("not JSON")
+    messages, reasons, source = produced.batches[0]
+    assert messages == [Message("ien", [{"ID": "1", "JobID": "5"}])] and source == "sqs"
+    assert reasons[0].startswith("not JSON")
 
 
-async def test_nothing_is_deleted_when_the_produce_fails(monkeypatch: pytest.MonkeyPatch, tenants: None) -> None:
+async def test_nothing_is_deleted_when_the_produce_fails() -> None:
     sqs = FakeSqs()
-
-    async def produce(*args: Any) -> None:
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr(sqs_source, "produce", produce)
     with pytest.raises(ConnectionError):
-        await sqs_source.handle(sqs, "url", [_message("h1", {"tenant": "ien", "row": {"ID": "1"}})])
+        await ingress(Produced(fail=ConnectionError("broker down"))).handle(
+            sqs, "url", [_message("h1", {"tenant": "ien", "row": {"ID": "1"}})])
     assert sqs.calls == []
 
 
 async def test_visibility_is_extended_while_a_step_is_slow() -> None:
     sqs = FakeSqs()
-    async with aws.keep_visible(sqs, "url", [{"ReceiptHandle": "h1"}], timeout=0.1):  # type: ignore[arg-type]
+    async with keep_visible(sqs, "url", [{"ReceiptHandle": "h1"}], timeout=0.1):  # type: ignore[arg-type]
         await asyncio.sleep(0.18)
     assert sqs.calls[:3] == [("extend", ["h1"])] * 3
 
@@ -87,7 +90,7 @@ async def test_failed_entries_are_retried_and_sender_faults_reported() -> None:
          {"Id": "2", "SenderFault": True, "Code": "InvalidMessageContents", "Message": "bad"}],
     ])
     bodies = [f"body{i}".encode() for i in range(12)]
-    lost = await aws.send_messages(sqs, "url", bodies)
+    lost = await send_messages(sqs, "url", bodies)
     sent = [call[1] for call in sqs.calls if call[0] == "send"]
     assert [len(batch) for batch in sent] == [10, 1, 2]  # 10 a call; the retry carries only entry 1
     assert sent[1] == ["body1"]

@@ -5,19 +5,16 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.edges import (
+from streams.edges.formats import (
     ACK_ROWS_PER_MESSAGE,
-    SHARD_END,
     Message,
     MessageRejected,
     ack_messages,
     group_messages,
-    iterator_request,
     parse_ack_message,
     parse_message,
-    read_to_end,
-    readable_shards,
 )
+from streams.edges.kinesis import SHARD_END, iterator_request, read_to_end, readable_shards
 
 TENANTS = frozenset({"ien", "acme"})
 ROW = {"ID": "a", "JobID": "7", "SubscriberID": "1", "EventDate": "9/7/2020 7:31:04 AM", "LinkContent": "x",

@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.agents import kinesis_source
-from streams.agents.kinesis_source import ShardReader
-from streams.edges import SHARD_END, Message
+from streams.edges.kinesis import SHARD_END, ShardReader
+from tests.edges.helpers import Produced, unit_settings
 
 
 class FakeKinesis:
@@ -60,30 +59,30 @@ class Clients:
         return self.kinesis
 
 
+Kinesis = tuple[FakeKinesis, Produced]
+
+
 @pytest.fixture
-def kinesis(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeKinesis, list[str]]:
-    fake = FakeKinesis()
-    produced: list[str] = []
-
-    async def produce(messages: list[Message], rejected: list[Any], source: str) -> None:
-        produced.extend(row["ID"] for message in messages for row in message.rows)
-
-    monkeypatch.setattr(kinesis_source, "aws", Clients(fake))
-    monkeypatch.setattr(kinesis_source, "produce", produce)
-    monkeypatch.setattr(kinesis_source, "tenants", lambda: frozenset({"ien"}))
-    return fake, produced
+def kinesis() -> Kinesis:
+    return FakeKinesis(), Produced()
 
 
-async def test_parents_are_read_to_their_end_before_children(kinesis: tuple[FakeKinesis, list[str]]) -> None:
+def reader(kinesis: Kinesis, checkpoints: dict[str, str], bridge: Produced | None = None) -> ShardReader:
+    fake, produced = kinesis
+    settings = unit_settings("ien", kinesis_stream="clicks")
+    return ShardReader(settings, Clients(fake), bridge or produced, checkpoints)  # type: ignore[arg-type]
+
+
+async def test_parents_are_read_to_their_end_before_children(kinesis: Kinesis) -> None:
     fake, produced = kinesis
     fake.add_shard("s0")
     fake.add_shard("s1")
     fake.put("s0", "a")
     fake.put("s1", "b")
     checkpoints: dict[str, str] = {}
-    reader = ShardReader("clicks", checkpoints)
-    await reader.tick()
-    assert produced == ["a", "b"]
+    shards = reader(kinesis, checkpoints)
+    await shards.tick()
+    assert produced.row_ids() == ["a", "b"]
     # s0 splits into s2 and s3; s0 gets one more record before it closes
     fake.put("s0", "c")
     fake.close("s0")
@@ -91,37 +90,31 @@ async def test_parents_are_read_to_their_end_before_children(kinesis: tuple[Fake
     fake.add_shard("s3", "s0")
     fake.put("s2", "d")
     fake.put("s3", "e")
-    reader.listed_at = 0.0  # the periodic refresh finds the children
-    await reader.tick()  # children wait: their parent is not finished yet
-    assert produced == ["a", "b", "c"] and checkpoints["clicks:s0"] == SHARD_END
-    await reader.tick()
-    assert produced == ["a", "b", "c", "d", "e"]
+    shards.listed_at = 0.0  # the periodic refresh finds the children
+    await shards.tick()  # children wait: their parent is not finished yet
+    assert produced.row_ids() == ["a", "b", "c"] and checkpoints["clicks:s0"] == SHARD_END
+    await shards.tick()
+    assert produced.row_ids() == ["a", "b", "c", "d", "e"]
     assert set(checkpoints) == {"clicks:s0", "clicks:s1", "clicks:s2", "clicks:s3"}
 
 
-async def test_a_restart_resumes_after_the_checkpoint(kinesis: tuple[FakeKinesis, list[str]]) -> None:
+async def test_a_restart_resumes_after_the_checkpoint(kinesis: Kinesis) -> None:
     fake, produced = kinesis
     fake.add_shard("s0")
     for row_id in "abc":
         fake.put("s0", row_id)
     checkpoints: dict[str, str] = {}
-    await ShardReader("clicks", checkpoints).tick()
+    await reader(kinesis, checkpoints).tick()
     fake.put("s0", "d")
-    await ShardReader("clicks", checkpoints).tick()  # a new worker, the same (recovered) table
-    assert produced == ["a", "b", "c", "d"]
+    await reader(kinesis, checkpoints).tick()  # a new worker, the same (recovered) table
+    assert produced.row_ids() == ["a", "b", "c", "d"]
 
 
-async def test_no_checkpoint_when_the_produce_fails(kinesis: tuple[FakeKinesis, list[str]],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_checkpoint_when_the_produce_fails(kinesis: Kinesis) -> None:
     fake, _ = kinesis
     fake.add_shard("s0")
     fake.put("s0", "a")
-
-    async def failing(*args: Any) -> None:
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr(kinesis_source, "produce", failing)
     checkpoints: dict[str, str] = {}
     with pytest.raises(ConnectionError):
-        await ShardReader("clicks", checkpoints).tick()
+        await reader(kinesis, checkpoints, Produced(fail=ConnectionError("broker down"))).tick()
     assert checkpoints == {}

@@ -24,11 +24,15 @@ from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
 from sfmc_emulator import EmulatorThread
-from streams.topics import send_partition
+from streams.entity_ids import entity
+from streams.settings import load_settings
+from streams.topics import partition_of
 from tests.edges.helpers import actual_partition, aws_client, aws_env, clean_dataset, expected_partition, messages
 from tests.pipeline.harness import ROOT, Worker, emulator_rows, read_topic, unique_prefix, wait_until, worker_env
 
 pytestmark = pytest.mark.stack
+PARTITIONS = load_settings().topic_partitions
+"""The workers' partitions (the default: their environment sets none)."""
 
 
 def _rows(bodies: list[bytes]) -> list[dict[str, str]]:
@@ -44,7 +48,7 @@ async def _produce_directly(bootstrap: str, topic: str, tenant: str, bodies: lis
         rows = _rows(bodies)
         by_partition: dict[int, list[dict[str, str]]] = defaultdict(list)
         for row in rows:  # where the worker puts them (streams.topics.append_click_rows)
-            by_partition[send_partition(tenant, row["JobID"].strip())].append(row)
+            by_partition[partition_of(entity(tenant, "send", row["JobID"].strip()), PARTITIONS)].append(row)
         for partition, group in by_partition.items():
             value = {"tenant": tenant, "rows": group, "read_at": time.time(), "source": "sqs"}
             await producer.send_and_wait(topic, orjson.dumps(value), key=f"{tenant}:{partition}".encode(),

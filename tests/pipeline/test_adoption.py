@@ -12,7 +12,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from streams.adoption import SKIPPED, Adopted, NotAdopted, adopt, check_adopted
-from streams.entities import NAMESPACES
+from streams.entity_ids import NAMESPACES
 from streams.mongo import INDEXES
 
 TENANT = "ien"

@@ -24,7 +24,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from sfmc_emulator import EmulatorThread, Sizes
-from streams.entities import object_id
+from streams.entity_ids import object_id
 from tests.pipeline.expected import Expected, expected_documents
 from tests.pipeline.harness import ROOT, Worker, unique_prefix, url_acknowledgment_docs, worker_env
 from tests.pipeline.test_end_to_end import (

@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from streams.clicks import KEY_FIELDS, RowRejected, parse_row, row_keys
+from streams.clicks import RowRejected, parse_row
+from streams.marketing_cloud.records import ROW_KEYS, primary_key, row_keys
 from streams.marketing_cloud.values import parse_de_date
-from streams.models import AckBatch, ClickEvent, ClickEvents, ClickRows
+from streams.topic_records import AckBatch, ClickEvent, ClickEvents, ClickRows
 from tests.pipeline.expected import classify, de_date
 
 TENANT = "ien"
@@ -53,7 +54,7 @@ links = st.one_of(
 )
 bools = st.one_of(st.sampled_from(["True", "False", "true", "0", "1", "", " TRUE ", "yes", "Ṫrue"]),
                   st.text(max_size=5))
-extra_keys = st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: k not in KEY_FIELDS),
+extra_keys = st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: k not in ROW_KEYS),
                              st.text(max_size=20), max_size=3)
 
 
@@ -236,21 +237,20 @@ def test_ingest_accounts_for_every_row(ingest_edges: SimpleNamespace, batch: lis
 
     distinct: dict[tuple[str, ...], dict[str, str]] = {}
     for row in batch:
-        distinct.setdefault(tuple(row.get(k, "") for k in KEY_FIELDS), row)
-    keyed = lambda keys: tuple(keys.get(k, "") for k in KEY_FIELDS)  # noqa: E731
+        distinct.setdefault(primary_key(row), row)
     events: dict[tuple[str, ...], int] = defaultdict(int)
     for _key, value in edges.click_events.sent:
         for _send, event in value.clicks():
-            events[keyed(event.keys)] += 1
+            events[primary_key(event.keys)] += 1
     skipped: dict[tuple[str, ...], int] = defaultdict(int)
     for _key, value in edges.acks.sent:
         assert value.status == "skipped" and value.reason
         for keys in value.rows:
-            skipped[keyed(keys)] += 1
+            skipped[primary_key(keys)] += 1
     dead: dict[tuple[str, ...], int] = defaultdict(int)
     for letter in edges.dead:
         assert letter["stage"] == "ingest" and letter["reason"].strip()
-        dead[keyed(letter["source"])] += 1
+        dead[primary_key(letter["source"])] += 1
     for pk, row in distinct.items():
         kind, _ = outcome(row)
         got = (events.get(pk, 0), skipped.get(pk, 0), dead.get(pk, 0))

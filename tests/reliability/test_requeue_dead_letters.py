@@ -21,7 +21,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from sfmc_emulator import EmulatorThread
-from streams.entities import object_id
+from streams.entity_ids import object_id
 from tests.edges.helpers import clean_dataset
 from tests.pipeline import harness
 from tests.pipeline.expected import expected_documents

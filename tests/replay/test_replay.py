@@ -46,8 +46,8 @@ def _settled(db: Any, emulator_url: str, client_id: str, previous: list[Any]) ->
     return not pending and stable
 
 
-OLD_CLICK_EVENT = {"ns": "streams.models.ClickEvent"}
-OLD_CLICK_EVENTS = {"ns": "streams.models.ClickEvents"}
+OLD_CLICK_EVENT = {"ns": "streams.topic_records.ClickEvent"}
+OLD_CLICK_EVENTS = {"ns": "streams.topic_records.ClickEvents"}
 
 
 def old_shape(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,15 +9,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from streams import marking, metrics
-from streams.agents import sqs_acks
+from streams.edges import sqs_egress
 from streams.marketing_cloud import RowFailure
+from streams.marketing_cloud.records import primary_key
 from streams.marking import Marking
-from streams.models import AckBatch, DeadLetterStage
+from streams.outputs import KafkaMarkingOutputs
 from streams.replay import Requeue
+from streams.settings import load_settings
+from streams.topic_records import AckBatch, DeadLetterStage
 
 ROW = {"ID": "2c0c", "JobID": "607105", "SubscriberID": "70257389", "EventDate": "9/7/2020 7:31:04 AM",
        "IsUnique": "True", "ListID": "12"}
@@ -31,12 +33,12 @@ def _rows(bodies: list[bytes]) -> list[dict[str, str]]:
 def test_ack_bodies_keep_rows_that_share_an_id() -> None:
     batch = [AckBatch(tenant="ien", status="processed", rows=[ROW, TWIN]),
              AckBatch(tenant="ien", status="processed", rows=[dict(ROW)])]  # the same row acked twice
-    assert _rows(sqs_acks.ack_bodies(batch)) == [ROW, TWIN]
+    assert _rows(sqs_egress.ack_bodies(batch)) == [ROW, TWIN]
 
 
 def test_primary_key_names_every_key_field() -> None:
-    assert marking.primary_key(ROW) != marking.primary_key(TWIN)
-    assert marking.primary_key({**ROW, "LinkContent": "x"}) == marking.primary_key(ROW)
+    assert primary_key(ROW) != primary_key(TWIN)
+    assert primary_key({**ROW, "LinkContent": "x"}) == primary_key(ROW)
 
 
 class Outputs:
@@ -56,7 +58,7 @@ class Outputs:
         return []
 
 
-async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks() -> None:
     class Sqs:
         async def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
             return {"Failed": [{"Id": entry["Id"], "SenderFault": True, "Code": "InvalidMessageContents"}
@@ -66,35 +68,28 @@ async def test_rows_of_a_message_sqs_refuses_are_dead_lettered_as_acks(monkeypat
         async def get(self, service: str) -> Sqs:
             return Sqs()
 
-    async def queue_url(sqs: Any, name: str) -> str:
-        return "https://sqs/acks"
-
-    monkeypatch.setattr(sqs_acks, "aws", Clients())
-    monkeypatch.setattr(sqs_acks, "queue_url", queue_url)
+    queue = sqs_egress.AckQueue(load_settings(sqs_acks_queue="https://sqs/acks"), Clients())  # type: ignore[arg-type]
     outputs = Outputs()
-    await sqs_acks.publish_acks([AckBatch(tenant="ien", status="processed", rows=[ROW, TWIN])], outputs)
+    await queue.publish([AckBatch(tenant="ien", status="processed", rows=[ROW, TWIN])], outputs)
     reason = "SQS refused the ack message: InvalidMessageContents: "
     assert outputs.letters == [("ien", ROW, reason), ("ien", TWIN, reason)]
     assert outputs.noted == []
 
 
-async def test_marking_dead_letters_on_kafka_are_of_the_ack_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_marking_dead_letters_on_kafka_are_of_the_ack_shape() -> None:
     letters: list[tuple[Any, ...]] = []
 
-    async def send_dead_letter(*letter: Any) -> None:
-        letters.append(letter)
+    class Topics:
+        async def send_dead_letter(self, *letter: Any) -> None:
+            letters.append(letter)
 
-    monkeypatch.setattr(sqs_acks, "send_dead_letter", send_dead_letter)
-    await sqs_acks.KafkaMarkingOutputs().dead_letter("ien", TWIN, "why")
+    await KafkaMarkingOutputs(Topics()).dead_letter("ien", TWIN, "why")  # type: ignore[arg-type]
     assert letters == [("ien:2c0c", DeadLetterStage.ACK, "why", "ien", {"keys": TWIN})]
 
 
-def test_requeue_reports_an_ack_letter_of_another_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams import replay
-
-    monkeypatch.setattr(replay, "tenants", lambda: frozenset({"ien"}))
+def test_requeue_reports_an_ack_letter_of_another_shape() -> None:
     body = orjson.dumps({"tenant": "ien", "status": "processed", "rows": [ROW]}).decode()
-    requeue = Requeue()
+    requeue = Requeue(frozenset({"ien"}))
     requeue.add(DeadLetterStage.ACK, {"stage": "ack", "tenant": "ien", "source": {"queue": "acks", "body": body}})
     requeue.add(DeadLetterStage.ACK, {"stage": "ack", "tenant": "ien", "source": {"keys": ROW}})
     requeue.add(DeadLetterStage.ACKS_QUEUE, {"stage": "acks-queue", "tenant": "", "source": {"body": body}})

@@ -4,7 +4,7 @@ import pytest
 from bson import ObjectId
 
 from streams.clicks import RowRejected, chicago_day, click_updates, parse_row
-from streams.entities import derived_ids
+from streams.entity_ids import derived_ids
 
 URL = "5f47e1c107809f52ef34357c"
 

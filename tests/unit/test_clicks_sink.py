@@ -12,9 +12,9 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from streams.clicks_sink import CLICKS, ClicksSink
-from streams.entities import object_id
-from streams.models import ClickEvent, ClickEvents
+from streams.entity_ids import object_id
 from streams.references import DocumentIds
+from streams.topic_records import ClickEvent, ClickEvents
 
 SEND = "mc.ien.send*607105"
 DAY = datetime(2020, 9, 7, 5, tzinfo=UTC).timestamp()

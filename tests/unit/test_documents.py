@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 from bson import ObjectId
 
 from streams import documents
-from streams.entities import derived_ids, object_id
-from streams.models import EntitySnapshot
+from streams.entity_ids import derived_ids, object_id
+from streams.topic_records import EntitySnapshot
 
 RETRIEVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
 

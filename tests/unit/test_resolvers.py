@@ -15,17 +15,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-from streams.entities import EntityType, entity
+from streams.entity_ids import EntityType, entity
 from streams.marketing_cloud import MarketingCloudError
 from streams.marketing_cloud.records import DataFolder, Email, Send, Subscriber
-from streams.models import EntityRequest, EntitySnapshot
-from streams.tables.entities import (
+from streams.resolvers import (
     CategoryResolver,
     EmailResolver,
     Resolver,
     ResolverSettings,
     SendResolver,
 )
+from streams.topic_records import EntityRequest, EntitySnapshot
 from streams.topics import partition_of
 
 CREATED = datetime(2020, 9, 7, 13, 31, 4, tzinfo=UTC)
@@ -36,7 +36,7 @@ Record = TypeVar("Record")
 
 
 class Kafka:
-    """``streams.tables.entities.Outputs`` in memory. Records what was sent; a send's future stays pending until
+    """``streams.resolvers.Outputs`` in memory. Records what was sent; a send's future stays pending until
     ``release`` (Kafka has it then). ``room`` may be asked only once Kafka has everything sent, and counts until
     the next send."""
 
@@ -103,7 +103,7 @@ class EntityTable(Table):
 
 
 class SFMC:
-    """``streams.tables.entities.Client`` in memory: it returns the ``records`` it holds (add some to make them
+    """``streams.resolvers.Client`` in memory: it returns the ``records`` it holds (add some to make them
     known later) and raises ``error`` when set; ``calls`` holds each call's ids."""
 
     def __init__(self, *records: Any) -> None:

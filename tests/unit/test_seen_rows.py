@@ -1,12 +1,17 @@
 """The seen-rows table's index: lookups within the TTL, the latest handling wins after recovery, expiry."""
 
-from streams.app import app
-from streams.tables.seen_rows import TTL, Outcome, RowIndex, SeenRows
+import faust
+
+from streams.tables.seen_rows import Outcome, RowIndex, SeenRows
+
+TTL = 3600.0
+app = faust.App("seen-rows-unit")
 
 
 def table() -> SeenRows:
     # in memory: the index logic is under test (a bare "memory://" is falsy to faust, which then takes the app's store)
-    return SeenRows(app, name="seen-rows-unit", beacon=app.tables.beacon, key_type=str, store="memory://unit")
+    return SeenRows(app, name="seen-rows-unit", beacon=app.tables.beacon, key_type=str, store="memory://unit",
+                    ttl=TTL, index_size=1000)
 
 
 def test_lookup_within_ttl_only() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.models import EntitySnapshot
 from streams.models_sink import join
+from streams.topic_records import EntitySnapshot
 
 EMAIL = "mc.ien.email*117131"
 CATEGORY = "mc.ien.category*4002"

@@ -36,8 +36,11 @@ def routing_mismatch() -> str | None:
     never sees them (an active table does not read its own changelog after recovery)."""
     from aiokafka.partitioner import murmur2
 
-    from streams.tables.entities import sends_table
+    from streams.app import build
+    from streams.settings import load_settings
     from streams.topics import partition_of
+
+    sends_table = build(load_settings()).tables.entities["send"]
 
     for ident in range(200):
         key = f"mc.ien.send*{ident}"

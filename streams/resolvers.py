@@ -1,4 +1,4 @@
-"""Entity tables (sends, subscribers, emails, categories) and the resolvers that fill them from SFMC.
+"""The resolvers that fill the entity tables (sends, subscribers, emails, categories) from SFMC.
 
 A resolver takes the requests gathered over a short window, keeps the ids whose table entry is missing
 or older than the refresh period, fetches them with ``IN`` requests of up to ``in_batch_size`` ids per
@@ -10,10 +10,10 @@ Ids SFMC does not return are retried with backoff, then dead-lettered and asked 
 period (not with every click on them); while SFMC itself fails they are retried until it answers. Pending
 retries live in a table, so restarts keep them; they never hold up other keys.
 
-The tables are declared here, at import (faust wants them before the app starts). The resolvers receive what
-they use (their tables, the SFMC client of each tenant, where their outputs go, their settings and clock), so
-they run without a worker; ``streams.agents.entities`` builds them on the topics and feeds them. Their
-Prometheus metrics are the process's (``streams.metrics``).
+The resolvers receive what they use (their tables, from ``streams.tables.catalog``; the SFMC client of each
+tenant; where their outputs go; their settings and clock), so they run without a worker; ``streams.topology``
+builds them on a worker's tables and topics and feeds them. Their Prometheus metrics are the process's
+(``streams.metrics``).
 """
 
 from __future__ import annotations
@@ -26,38 +26,14 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict
 
-from faust.types import TableT
-
 from streams import metrics
-from streams.entities import EntityType, entity, snapshot_data
+from streams.entity_ids import EntityType, entity, snapshot_data
 from streams.marketing_cloud import MarketingCloudError
 from streams.marketing_cloud.records import DataFolder, Email, Send, Subscriber
-from streams.models import EntityRequest, EntitySnapshot
-from streams.tables.keyed import keyed_table
+from streams.topic_records import EntityRequest, EntitySnapshot
 from streams.topics import Pending, partition_of
 
 log = logging.getLogger(__name__)
-
-
-def _table(name: str, partitions: int | None = None) -> TableT:
-    return keyed_table(name, partitions=partitions, value_type=EntitySnapshot, help=f"{name} snapshots by entity")
-
-
-def _retries(kind: EntityType, entries: TableT) -> TableT:
-    # pending retries live in a table (changelog-backed), so a restart neither loses nor repeats them
-    return keyed_table(f"{kind}-retries", partitions=entries.partitions,
-                       help=f"{kind} ids to fetch again: attempt, due time")
-
-
-sends_table = _table("sends")
-subscribers_table = _table("subscribers")
-emails_table = _table("emails")
-categories_table = _table("categories", partitions=1)
-send_acks_table = keyed_table("send-acks", default=list, help="acknowledgement codes seen with each send")
-send_retries = _retries("send", sends_table)
-subscriber_retries = _retries("subscriber", subscribers_table)
-email_retries = _retries("email", emails_table)
-category_retries = _retries("category", categories_table)
 
 
 class Retry(TypedDict):
@@ -108,7 +84,7 @@ FETCHES: dict[EntityType, Fetch] = {
 
 class Outputs(Protocol):
     """Where the resolvers put what they make (the topics in a worker:
-    ``streams.agents.entities.KafkaResolverOutputs``); every call but ``room`` returns the futures that say Kafka
+    ``streams.outputs.KafkaResolverOutputs``); every call but ``room`` returns the futures that say Kafka
     has it."""
 
     async def snapshots(self, snapshots: Sequence[EntitySnapshot]) -> Pending:

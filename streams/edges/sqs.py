@@ -1,9 +1,5 @@
-"""AWS clients (aiobotocore) for the edges: one client per service, opened on first use, closed on exit.
-
-Credentials come from the settings when given (``LEADS_AWS_ACCESS_KEY_ID`` and the secret, which is
-only ever unwrapped here), otherwise from botocore's usual chain (environment, profile, instance role).
-``LEADS_AWS_ENDPOINT_URL`` points every service at a local stand-in (moto, LocalStack).
-"""
+"""SQS calls shared by ingress (``streams.edges.sqs_ingress``) and ack egress (``streams.edges.sqs_egress``):
+queue URLs, visibility kept while a batch is handled, batch deletes and sends (SQS takes 10 entries a call)."""
 
 from __future__ import annotations
 
@@ -13,55 +9,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-
-from streams.settings import Settings
+from streams.chunking import chunks
 
 log = logging.getLogger(__name__)
 SQS_BATCH = 10
-
-
-def client_options(settings: Settings) -> dict[str, Any]:
-    """Arguments for ``session.create_client`` (contains the secret key: never log it)."""
-    options: dict[str, Any] = {
-        "region_name": settings.aws_region,
-        "config": AioConfig(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10,
-                            read_timeout=max(60, settings.sqs_wait_seconds + 10)),
-    }
-    if settings.aws_endpoint_url:
-        options["endpoint_url"] = str(settings.aws_endpoint_url).rstrip("/")
-    if settings.aws_access_key_id:
-        options["aws_access_key_id"] = settings.aws_access_key_id
-    if settings.aws_secret_access_key:
-        options["aws_secret_access_key"] = settings.aws_secret_access_key.get_secret_value()
-    return options
-
-
-class AwsClients:
-    """``await clients.get("sqs")``; ``async with AwsClients(settings) as clients`` closes them."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._session = get_session()
-        self._stack = contextlib.AsyncExitStack()
-        self._clients: dict[str, Any] = {}
-
-    async def get(self, service: str) -> Any:
-        if service not in self._clients:
-            creator = self._session.create_client(service, **client_options(self._settings))
-            self._clients[service] = await self._stack.enter_async_context(creator)
-        return self._clients[service]
-
-    async def aclose(self) -> None:
-        self._clients.clear()
-        await self._stack.aclose()
-
-    async def __aenter__(self) -> AwsClients:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+"""Entries per SQS batch call (the most SQS takes)."""
 
 
 async def queue_url(sqs: Any, name_or_url: str) -> str:
@@ -80,9 +32,9 @@ async def keep_visible(sqs: Any, url: str, messages: Sequence[dict[str, Any]], t
     async def extend() -> None:
         while True:
             await asyncio.sleep(timeout / 2)
-            for start in range(0, len(messages), SQS_BATCH):
+            for batch in chunks(messages, SQS_BATCH):
                 entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": timeout}
-                           for i, m in enumerate(messages[start : start + SQS_BATCH])]
+                           for i, m in enumerate(batch)]
                 try:
                     await sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
                 except Exception as exc:  # best effort: at worst the message is delivered again
@@ -97,12 +49,20 @@ async def keep_visible(sqs: Any, url: str, messages: Sequence[dict[str, Any]], t
             await task
 
 
+async def receive(sqs: Any, url: str, wait_seconds: int, visibility_timeout: int) -> list[dict[str, Any]]:
+    """One long poll of up to ``wait_seconds``: up to 10 messages (SQS ``Messages``), hidden from other consumers
+    for ``visibility_timeout`` seconds; none when the wait ends first."""
+    reply = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=SQS_BATCH, WaitTimeSeconds=wait_seconds,
+                                      VisibilityTimeout=visibility_timeout)
+    messages: list[dict[str, Any]] = reply.get("Messages", [])
+    return messages
+
+
 async def delete_messages(sqs: Any, url: str, messages: Sequence[dict[str, Any]]) -> int:
     """DeleteMessageBatch, 10 a call; returns how many failed (they come back and are handled again)."""
     failed = 0
-    for start in range(0, len(messages), SQS_BATCH):
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                   for i, m in enumerate(messages[start : start + SQS_BATCH])]
+    for batch in chunks(messages, SQS_BATCH):
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
         reply = await sqs.delete_message_batch(QueueUrl=url, Entries=entries)
         for failure in reply.get("Failed", []):
             failed += 1
@@ -114,8 +74,8 @@ async def send_messages(sqs: Any, url: str, bodies: Sequence[bytes], attempts: i
     """SendMessageBatch, 10 entries a call; failed entries are retried (with backoff) up to ``attempts``
     times, except sender faults, which cannot succeed. Returns the bodies that never went, with why."""
     lost: list[tuple[bytes, str]] = []
-    for start in range(0, len(bodies), SQS_BATCH):
-        pending = dict(enumerate(bodies[start : start + SQS_BATCH]))
+    for batch in chunks(bodies, SQS_BATCH):
+        pending = dict(enumerate(batch))
         delay = 0.5
         for attempt in range(attempts):
             reply = await sqs.send_message_batch(QueueUrl=url, Entries=[

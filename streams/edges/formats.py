@@ -1,5 +1,5 @@
-"""Pure helpers for the edges (SFMC poller, Kinesis, SQS): grouping rows by tenant, reading bridged
-messages, Kinesis shard order and SQS batch shapes. No I/O; the agents in ``streams.agents`` call these.
+"""The message formats of the edges: bridged messages (Kinesis records, SQS ingress messages) and the acks
+queue's messages, read into ``Message``s or rejected with a reason, and written. No I/O.
 
 Message format (docs/edges.md): one JSON object per Kinesis record or SQS message,
 ``{"tenant": "ien", "rows": [{...}, ...]}`` or ``{"tenant": "ien", "row": {...}}``, every row value a string.
@@ -8,17 +8,15 @@ Message format (docs/edges.md): one JSON object per Kinesis record or SQS messag
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
-T = TypeVar("T")
+from streams.chunking import chunks
 
 MAX_ROWS_PER_MESSAGE = 10_000
-SHARD_END = "SHARD_END"
-"""Checkpoint value of a shard that was read to its end (closed by a reshard)."""
 
 
 class MessageRejected(ValueError):
@@ -127,60 +125,7 @@ def group_messages(messages: Iterable[Message]) -> dict[str, list[dict[str, str]
     return dict(groups)
 
 
-def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-# --- Kinesis shards -------------------------------------------------------------------------------
-
-
-def shard_parents(shard: Mapping[str, Any]) -> list[str]:
-    return [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
-
-
-def readable_shards(shards: Sequence[Mapping[str, Any]], checkpoints: Mapping[str, str]) -> list[str]:
-    """Shard ids to read now, in list order: not finished, and every parent still listed is finished.
-
-    A parent that is no longer listed (past retention) counts as finished, so its children are read.
-    Children of a reshard thus start only after their parents' last records were produced, which keeps
-    each partition key's records in order.
-    """
-    listed = {shard["ShardId"] for shard in shards}
-    ready = []
-    for shard in shards:
-        shard_id = shard["ShardId"]
-        if checkpoints.get(shard_id) == SHARD_END:
-            continue
-        if all(checkpoints.get(p) == SHARD_END for p in shard_parents(shard) if p in listed):
-            ready.append(shard_id)
-    return ready
-
-
-def read_to_end(shard: Mapping[str, Any], checkpoint: str | None) -> bool:
-    """A closed shard (it has an ending sequence number) whose checkpoint reached that number.
-
-    Kinesis itself signals the end with no ``NextShardIterator``; this also covers servers that keep
-    handing out iterators for a closed shard (moto does).
-    """
-    ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-    if not ending or not checkpoint or checkpoint == SHARD_END:
-        return False
-    return int(checkpoint) >= int(ending)
-
-
-def iterator_request(stream: str, shard_id: str, checkpoint: str | None, initial: str) -> dict[str, str]:
-    """``GetShardIterator`` arguments: just after the checkpoint, else the configured initial position.
-
-    A shard created by a reshard always starts at its beginning (``TRIM_HORIZON``): nothing in it was
-    read yet, whatever the initial position says; the caller passes ``initial`` accordingly.
-    """
-    if checkpoint:
-        return {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                "StartingSequenceNumber": checkpoint}
-    return {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": initial}
-
-
-# --- SQS ------------------------------------------------------------------------------------------
+# --- the acks queue -------------------------------------------------------------------------------
 
 ACK_ROWS_PER_MESSAGE = 50
 
