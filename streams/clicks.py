@@ -18,6 +18,7 @@ from streams.models import ClickEvent
 CHICAGO = ZoneInfo("America/Chicago")
 KEY_FIELDS = ("ID", "JobID", "SubscriberID", "EventDate", "IsUnique", "ListID")
 MAX_LINK_LENGTH = 8192
+"""Characters; a row with a longer ``LinkContent`` is skipped and dead-lettered."""
 
 
 class RowRejected(ValueError):
@@ -38,7 +39,8 @@ def chicago_day(moment: datetime) -> datetime:
 
 
 def row_keys(row: Mapping[str, str]) -> dict[str, str]:
-    """The row's primary-key values as read, for the rowset request that marks it processed."""
+    """The row's primary-key values as read, for the rowset request that marks it processed: every one of
+    ``KEY_FIELDS``, ``""`` where the row lacks it."""
     return {name: row.get(name, "") for name in KEY_FIELDS}
 
 
