@@ -29,7 +29,8 @@ from streams.mongo import DUPLICATE_KEY, with_backoff
 from streams.references import COLLECTIONS
 
 STATE = "leads-data-sync"
-"""The collection of this system's own state; its document ``_id: "adoption"`` records a finished adoption."""
+"""The collection of this system's own state; its document ``_id: "adoption"`` records a finished adoption
+(``tenant``, ``at`` in epoch seconds and, when ``adopt`` wrote it, ``counts``)."""
 SKIPPED = "adoptionSkipped"
 """Set (with the reason) on a legacy document adoption could not take: no identifier, or a duplicate."""
 UNADOPTED = {"entity": {"$exists": False}, SKIPPED: {"$exists": False}}
@@ -52,7 +53,7 @@ class Adopted:
 
 async def adopt(db: AsyncDatabase, tenant: str, *, batch: int = 1000,
                 progress: Progress | None = None) -> dict[str, Adopted]:
-    """Give every legacy model document of ``db`` the entity of ``tenant``; return the counts by collection.
+    """Give every legacy model document of ``db`` the entity of ``tenant``; return ``{collection: Adopted}``.
 
     Documents without an identifier, or a second document for the same (namespace, identifier), are left
     as they are and marked ``adoptionSkipped`` with the reason. Raises ``NotAdopted`` when ``db`` was already

@@ -18,6 +18,7 @@ from streams.topic_records import ClickEvent
 
 CHICAGO = ZoneInfo("America/Chicago")
 MAX_LINK_LENGTH = 8192
+"""Characters; a row with a longer ``LinkContent`` is skipped and dead-lettered."""
 
 
 class RowRejected(ValueError):

@@ -48,10 +48,12 @@ def _date(value: str | None) -> datetime | None:
 
 
 def category_name(name: str) -> str:
+    """A folder name as stored: stripped, and ``my emails`` (any case) shown as ``My Emails``."""
     return "My Emails" if name.strip().lower() == "my emails" else name.strip()
 
 
 def is_test_send(subject: str | None) -> bool:
+    """Whether a subject marks a test send: it starts with ``test send`` or ``[test]:``, any case."""
     return (subject or "").strip().lower().startswith(TEST_SEND_PREFIXES)
 
 
@@ -79,6 +81,8 @@ def _upsert(snapshot: EntitySnapshot, fields: dict[str, Any], on_insert: dict[st
 
 
 def identity_update(snapshot: EntitySnapshot) -> UpdateOne:
+    """The ``identities`` upsert of a subscriber snapshot: ``emailAddress`` trimmed and lower case, each of the
+    ``IDENTITY_FIELDS`` its attributes fill set (trimmed), the others unset; ``fieldCount`` = 1 + those filled."""
     data = snapshot.data
     email = (data.get("email_address") or "").strip().lower()
     attributes: Mapping[str, str] = data.get("attributes") or {}
@@ -95,7 +99,9 @@ def identity_update(snapshot: EntitySnapshot) -> UpdateOne:
 
 
 def category_update(snapshot: EntitySnapshot, ids: References) -> UpdateOne:
-    """``data`` holds ``name``, ``parent_id`` and ``path`` (the folder names from the root down)."""
+    """The ``email-categories`` upsert of a folder snapshot, whose ``data`` holds ``name``, ``parent_id`` and
+    ``path`` (the folder names from the root down); ``ids`` must hold its parent's entity, if any (else
+    ``KeyError``)."""
     data = snapshot.data
     return _upsert(
         snapshot,
@@ -142,6 +148,8 @@ def _copied_flags(parent: Flags) -> dict[str, bool]:
 
 
 def deployment_update(snapshot: EntitySnapshot, category: Flags, ids: References) -> UpdateOne:
+    """The ``email-deployments`` upsert of an email snapshot, with the flags of ``category`` (False where absent);
+    ``ids`` must hold its category's entity, if any (else ``KeyError``)."""
     data = snapshot.data
     return _upsert(snapshot, {
         "name": data.get("name"),
@@ -163,7 +171,8 @@ def deployment_ref(snapshot: EntitySnapshot) -> str | None:
 
 
 def sent_date(snapshot: EntitySnapshot) -> datetime | None:
-    """SentDate; a send still ``Sending`` without one counts as sent when it was retrieved."""
+    """SentDate, aware in UTC; a send still ``Sending`` without one counts as sent when it was retrieved; None
+    for any other send without one."""
     data = snapshot.data
     sent = _date(data.get("sent_date"))
     if sent is None and (data.get("status") or "").lower() == "sending":
@@ -172,6 +181,8 @@ def sent_date(snapshot: EntitySnapshot) -> datetime | None:
 
 
 def send_update(snapshot: EntitySnapshot, deployment: Flags, ids: References) -> UpdateOne:
+    """The ``email-sends`` upsert of a send snapshot (counts 0 where absent), with the flags of ``deployment``
+    (False where absent); ``ids`` must hold its email's entity, if any (else ``KeyError``)."""
     data = snapshot.data
     return _upsert(snapshot, {
         "name": data.get("email_name"),
@@ -220,5 +231,6 @@ def send_url_updates(send: EntitySnapshot, category_entity: str | None, url_ids:
 
 
 def processed_event_update(guid: str, at: float) -> UpdateOne:
-    """The 10006 fallback: a row SFMC will not mark counts as processed through ``processed-events``."""
+    """The 10006 fallback: a row SFMC will not mark counts as processed through ``processed-events``; ``date``
+    is ``at`` (epoch seconds), set on insert only."""
     return UpdateOne({"guid": guid}, {"$setOnInsert": {"date": _utc(at)}}, upsert=True)

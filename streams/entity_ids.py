@@ -28,11 +28,13 @@ NAMESPACES: dict[str, str] = {
 
 
 def entity(tenant: str, kind: EntityType, ident: int | str) -> str:
+    """The entity string ``mc.{tenant}.{kind}*{ident}``."""
     return f"mc.{tenant}.{kind}*{ident}"
 
 
 def parse_entity(value: str) -> tuple[str, EntityType, str]:
-    """Split ``mc.ien.send*607105`` into ``("ien", "send", "607105")``."""
+    """Split ``mc.ien.send*607105`` into ``("ien", "send", "607105")``; ``ValueError`` when it lacks the ``*``
+    or the three dotted parts, or names an unknown type."""
     prefix, ident = value.split("*", 1)
     _, tenant, kind = prefix.split(".", 2)
     if kind not in NAMESPACES:

@@ -34,6 +34,8 @@ _LID = re.compile(rf"{_PARAM}lt\.lid=({_HEX24}){_END}")
 
 
 class Link(NamedTuple):
+    """The tracked URL id and acknowledgement code of a click (SPEC 3)."""
+
     url_id: str  # 24 hex digits, lower case
     ack: str  # [A-Za-z0-9_-]+
 

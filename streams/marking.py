@@ -39,7 +39,10 @@ PROCESSED_EVENTS = "processed-events"
 class Client(Protocol):
     """What marking asks of a business unit's SFMC client (``streams.marketing_cloud.MarketingCloudClient``)."""
 
-    async def mark_processed(self, rows: Sequence[Mapping[str, str]]) -> list[RowFailure]: ...
+    async def mark_processed(self, rows: Sequence[Mapping[str, str]]) -> list[RowFailure]:
+        """Mark ``rows`` processed; return those SFMC refused. SFMC failures raise ``MarketingCloudError``s
+        (marking retries ``TransientError`` and ``AuthError``)."""
+        ...
 
 
 class Outputs(Protocol):

@@ -45,7 +45,8 @@ def _transient(exc: PyMongoError) -> bool:
 
 
 async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``attempt_fn()`` until MongoDB answers: 0.5 s doubling to 30 s on transient errors."""
+    """Run ``attempt_fn()`` until MongoDB answers and return its result: 0.5 s doubling to 30 s on transient
+    errors; any other error is raised."""
     return await until_done(f"MongoDB {what}", attempt_fn, first=0.5, cap=30.0,
                             transient=lambda exc: isinstance(exc, PyMongoError) and _transient(exc),
                             on_retry=lambda: metrics.mongo_retries.inc(what=what))

@@ -41,10 +41,14 @@ class BusinessUnit(BaseModel):
 
     @property
     def auth_base(self) -> str:
+        """``auth_base_url`` ending in one ``/``: the token URL is ``{auth_base}v2/token``."""
         return str(self.auth_base_url).rstrip("/") + "/"
 
 
 class Settings(BaseSettings):
+    """Every setting: field ``x`` is ``LEADS_X``; arguments win over the environment, which wins over the
+    config file. README's settings table says what each does."""
+
     model_config = SettingsConfigDict(env_prefix="LEADS_", extra="ignore")
 
     config_file: Path | None = None
@@ -57,6 +61,7 @@ class Settings(BaseSettings):
     broker_username: str | None = None
     broker_password: SecretStr | None = None
     topic_partitions: int = Field(default=4, ge=1)
+    """Partitions of the keyed topics and tables."""
     broker_session_timeout: float = Field(default=60.0, gt=0)
     """Seconds before the group evicts a worker that stopped heartbeating (e.g. killed)."""
     app_id: str = "leads-data-sync"
@@ -85,11 +90,15 @@ class Settings(BaseSettings):
     poll_click_log: bool = True
     """False where click rows reach ``click-rows`` only through the Kinesis or SQS edge."""
     poll_interval: float = Field(default=30.0, gt=0)
+    """Seconds from the end of a click-log poll to the next."""
     lookback_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     poll_overlap_seconds: int = Field(default=3600, ge=0)
     page_size: int = Field(default=2500, ge=1, le=2500)
+    """Rows a click-log Retrieve page."""
     in_batch_size: int = Field(default=500, ge=1, le=2500)
+    """Ids an entity lookup's ``IN`` request."""
     fetch_window: float = Field(default=1.0, gt=0)
+    """Seconds a resolver gathers requests at most before it fetches them."""
     refresh_seconds: int = Field(default=24 * 3600, gt=0)
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
     seen_rows_index_size: int = Field(default=1_000_000, ge=1)
@@ -101,7 +110,9 @@ class Settings(BaseSettings):
 
     # Sinks and acker
     sink_batch: int = Field(default=200, ge=1)
+    """Records a sink batch holds at most."""
     sink_within: float = Field(default=0.5, gt=0)
+    """Seconds a sink gathers a batch at most."""
     test_fail_once: Path | None = None
     """Test-only, never set in a deployment: a marker file; while it does not exist, the clicks sink fails its
     first batch part-way through writing it and creates the file (``streams.clicks_sink.failing_once``)."""
@@ -113,14 +124,17 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr | None = None
     kinesis_stream: str | None = None
     kinesis_poll_interval: float = Field(default=1.0, gt=0)
+    """Seconds between rounds over the shards."""
     kinesis_shard_refresh_seconds: float = Field(default=30.0, gt=0)
     kinesis_records_limit: int = Field(default=1000, ge=1, le=10000)
+    """Records a ``GetRecords`` call asks for at most (its ``Limit``)."""
     kinesis_reads_per_tick: int = Field(default=5, ge=1)
     kinesis_initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     sqs_queue_url: str | None = None
     sqs_queue_name: str | None = None
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
     sqs_visibility_timeout: int = Field(default=60, ge=2, le=43200)
+    """Seconds of ``VisibilityTimeout`` asked on receive, and the extension step."""
     sqs_pollers: int = Field(default=1, ge=1, le=20)
     sqs_acks_queue: str | None = None
 
@@ -150,6 +164,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``LEADS_CONFIG_FILE`` (no ``.env`` or secrets directory)."""
         return init_settings, env_settings, _ConfigFileSource(settings_cls, env_settings)
 
     @field_validator("broker")
@@ -230,4 +245,5 @@ def load_settings(**overrides: Any) -> Settings:
 
 @cache
 def get_settings() -> Settings:
+    """The process's settings, loaded once; ``ConfigError`` when they are missing or invalid."""
     return load_settings()

@@ -31,6 +31,8 @@ class ClickRows(faust.Record, serializer="json"):
     tenant: str
     rows: list[dict[str, str]]
     read_at: float
+    """Epoch seconds when the rows were read, or set aside or requeued (``refused``, ``unwritten``,
+    ``dead-letter``)."""
     source: str = "sfmc"
 
 
@@ -81,6 +83,7 @@ class EntityRequest(faust.Record, serializer="json"):
     ids: list[str]
     acks: dict[str, list[str]] | None = None
     attempt: int = 0
+    """How many times the ids were asked before: 0 for a first request, more for a due retry."""
     refetch: bool = False
     """Fetch the ids now, even when their table entries are fresh or a retry is pending (a requeued dead
     letter)."""
@@ -94,6 +97,7 @@ class EntitySnapshot(faust.Record, serializer="json"):
     kind: str
     data: dict[str, Any]
     retrieved_at: float
+    """When SFMC returned it, epoch seconds."""
     acks: list[str] | None = None
 
 

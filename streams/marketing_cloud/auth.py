@@ -10,26 +10,30 @@ from .errors import MalformedResponse
 
 
 def refresh_margin(lifetime: float) -> float:
-    """Refresh ahead of expiry by 60 s or 10 % of the lifetime, whichever is smaller."""
+    """Seconds to refresh ahead of expiry: 60 or 10 % of ``lifetime`` (seconds), whichever is smaller."""
     return min(60.0, lifetime * 0.1)
 
 
 @dataclass(frozen=True)
 class Token:
-    """A cached access token; ``repr`` never shows it."""
+    """A cached access token; ``repr`` never shows it. ``rest_url`` and ``soap_url`` end in ``/``."""
 
     access_token: str = field(repr=False)
     rest_url: str
     soap_url: str
     lifetime: float
+    """Seconds the token is valid for (the reply's ``expires_in``)."""
     refresh_at: float
-    """Monotonic time after which the token is refreshed before use."""
+    """Monotonic time (seconds, ``time.monotonic()``) after which the token is refreshed before use."""
 
     def fresh(self, now: float) -> bool:
+        """Whether the token may still be used at ``now`` (monotonic seconds)."""
         return now < self.refresh_at
 
 
 def token_request(unit: BusinessUnit) -> dict[str, Any]:
+    """The JSON body of ``POST {auth_base}v2/token``: client credentials (the secret in clear: never log it),
+    and ``account_id`` when the unit has a MID."""
     body: dict[str, Any] = {
         "grant_type": "client_credentials",
         "client_id": unit.client_id,
@@ -45,6 +49,9 @@ def _with_slash(url: str) -> str:
 
 
 def parse_token(reply: Any, now: float) -> Token:
+    """The token of a token endpoint's JSON reply received at ``now`` (monotonic seconds). Raises
+    ``MalformedResponse`` when the access token is missing or empty, or ``expires_in`` (a number of seconds) or
+    an instance URL is missing."""
     try:
         access_token = reply["access_token"]
         lifetime = float(reply["expires_in"])

@@ -51,7 +51,15 @@ def _unique_ids(ids: Iterable[int | str]) -> list[int]:
 class MarketingCloudClient:
     """Async client for one business unit; use ``async with`` (or call ``aclose()``).
 
-    ``stats`` counts ``requests``, ``retries``, ``throttled`` (429 answers) and ``token_refreshes``."""
+    ``stats`` counts ``requests``, ``retries``, ``throttled`` (429 answers) and ``token_refreshes``. ``timeout``
+    is seconds per request; ``max_concurrency`` requests are in flight at most; a 429, a 5xx or a transport
+    error is sent again up to ``max_attempts`` sends in all, after a jittered backoff of ``backoff_base``
+    doubling to ``backoff_cap`` seconds (or the reply's ``Retry-After``).
+
+    SFMC failures raise ``MarketingCloudError``s: ``AuthError`` (credentials refused, or a fresh token refused
+    again), ``RetriesExhausted`` (every attempt failed transiently), ``MalformedResponse`` (a reply or result
+    that cannot be read); SOAP calls also ``SoapFault`` (a client fault in a 5xx reply is not retried) and
+    ``RetrieveError``, REST calls ``RestError``."""
 
     def __init__(
         self,
@@ -80,6 +88,7 @@ class MarketingCloudClient:
 
     @property
     def stats(self) -> dict[str, int]:
+        """The session's live counters, ``{"requests" | "retries" | "throttled" | "token_refreshes": count}``."""
         return self._session.stats
 
     async def __aenter__(self) -> Self:
@@ -91,6 +100,7 @@ class MarketingCloudClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP connections."""
         await self._http.aclose()
 
     # --- SOAP -------------------------------------------------------------------------------------
@@ -119,7 +129,8 @@ class MarketingCloudClient:
         filter: Filter | None = None,
         batch_size: int | None = None,
     ) -> AsyncIterator[list[Result]]:
-        """Yield pages of flattened results, continuing while SFMC says ``MoreDataAvailable``."""
+        """Yield pages of flattened results (lists of ``Result``; empty pages are skipped), continuing while SFMC
+        says ``MoreDataAvailable``; ``batch_size`` is rows a page, at most 2500."""
         size = min(batch_size, MAX_BATCH) if batch_size else None
         reply = await self._soap(
             object_type, lambda token: retrieve_envelope(token, object_type, properties, filter, size)
@@ -143,7 +154,8 @@ class MarketingCloudClient:
         return results
 
     async def click_rows(self, since: datetime, page_size: int = MAX_BATCH) -> AsyncIterator[list[dict[str, str]]]:
-        """Click-log rows newer than ``since`` that are still ``Ready``, as raw ``{Name: Value}`` strings."""
+        """Click-log rows newer than ``since`` that are still ``Ready``, in pages of up to ``page_size`` rows
+        (at most 2500), each row a raw ``{Name: Value}`` dict of strings. A naive ``since`` is server time."""
         row_filter = ComplexFilter(
             SimpleFilter("EventDate", "greaterThan", date_value=since),
             "AND",
@@ -154,16 +166,21 @@ class MarketingCloudClient:
             yield [dict(result.get("Properties") or {}) for result in page]
 
     async def sends(self, ids: Iterable[int | str]) -> list[Send]:
+        """The sends of ``ids`` (ints or numeric strings; a repeated id is fetched once) that SFMC returns: an
+        id it does not know is absent from the list."""
         return [send_from(result) for result in await self._all("Send", SEND_PROPERTIES, ids)]
 
     async def subscribers(self, ids: Iterable[int | str]) -> list[Subscriber]:
+        """The subscribers of ``ids`` that SFMC returns, like ``sends``: an unknown id is absent."""
         return [subscriber_from(r) for r in await self._all("Subscriber", SUBSCRIBER_PROPERTIES, ids)]
 
     async def folders(self, ids: Iterable[int | str]) -> list[DataFolder]:
+        """The data folders of ``ids`` that SFMC returns, like ``sends``: an unknown id is absent."""
         return [folder_from(result) for result in await self._all("DataFolder", FOLDER_PROPERTIES, ids)]
 
     async def emails(self, ids: Iterable[int | str]) -> list[Email]:
-        """Content Builder assets by legacy id; ids not found there are read from classic SOAP ``Email``."""
+        """Content Builder assets by legacy id; ids not found there are read from classic SOAP ``Email``. One
+        ``Email`` per id found, in ascending id order; an id found in neither is absent."""
         wanted = _unique_ids(ids)
         found: dict[int, Email] = {}
         for chunk in chunks(wanted, ASSET_PAGE_SIZE):
@@ -213,7 +230,7 @@ class MarketingCloudClient:
         SFMC refuses a whole request when one row's keys do not match the primary key (errorcode
         10006) and applies none of it. The rows the error names are returned as ``RowFailure`` and the
         other rows are sent again; if the error names no row, rows are sent one at a time to find
-        them. Any other error raises."""
+        them. Any other error reply raises ``RestError``; see the class for the rest."""
         failures: list[RowFailure] = []
         for chunk in chunks(rows, ROWSET_CHUNK):
             failures.extend(await self._mark_chunk(list(chunk)))

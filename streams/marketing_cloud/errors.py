@@ -40,15 +40,8 @@ class RestError(MarketingCloudError):
 
 
 class TransientError(MarketingCloudError):
-    """A retryable failure: throttling (429), a 5xx answer, a connect error or a timeout."""
-
-
-class RateLimited(TransientError):
-    """HTTP 429; ``retry_after`` is the server's ``Retry-After`` in seconds, when given."""
-
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    """A retryable failure: throttling (429), a 5xx answer, a connect error or a timeout. The client retries
+    these itself and raises one only as ``RetriesExhausted``, once its attempts are spent."""
 
 
 class RetriesExhausted(TransientError):

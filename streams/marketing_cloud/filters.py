@@ -25,7 +25,8 @@ OPERATORS = frozenset(
 
 @dataclass(frozen=True)
 class SimpleFilter:
-    """``prop operator values``; ``date_value`` compares against a date (written as ``DateValue``)."""
+    """``prop operator values``; ``date_value`` compares against a date (written as ``DateValue``). An operator
+    not in ``OPERATORS`` is a ``ValueError``."""
 
     prop: str
     operator: str
@@ -38,11 +39,14 @@ class SimpleFilter:
 
     @property
     def value_list(self) -> list[str]:
+        """``values`` as a list: a single string is a list of one."""
         return [self.values] if isinstance(self.values, str) else list(self.values)
 
 
 @dataclass(frozen=True)
 class ComplexFilter:
+    """``left logical right``; a ``logical`` other than ``AND`` or ``OR`` is a ``ValueError``."""
+
     left: Filter
     logical: Literal["AND", "OR"]
     right: Filter
@@ -56,4 +60,5 @@ Filter = SimpleFilter | ComplexFilter
 
 
 def ids_in(prop: str, ids: list[str]) -> SimpleFilter:
+    """``prop IN ids``."""
     return SimpleFilter(prop, "IN", list(ids))

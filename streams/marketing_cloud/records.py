@@ -15,6 +15,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Send:
+    """A SOAP ``Send``, a field per property. Dates are aware, in server time (UTC-06:00); ``email_id`` and
+    ``sent_date`` are None and the counts 0 where SFMC leaves them out or empty."""
+
     id: int
     email_id: int | None
     created_date: datetime
@@ -39,6 +42,9 @@ class Send:
 
 @dataclass(frozen=True)
 class Subscriber:
+    """A SOAP ``Subscriber``; ``created_date`` is aware, in server time; ``attributes`` maps each attribute's
+    ``Name`` to its ``Value`` (``""`` for none)."""
+
     id: int
     email_address: str
     created_date: datetime
@@ -47,6 +53,8 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class Email:
+    """An email, from a Content Builder asset or classic SOAP ``Email``; dates are aware, in server time."""
+
     id: int
     """The legacy (classic) email id, which sends refer to as ``Email.ID``."""
     name: str
@@ -60,6 +68,8 @@ class Email:
 
 @dataclass(frozen=True)
 class DataFolder:
+    """A SOAP ``DataFolder``; ``parent_id`` is None at the root (``ParentFolder.ID`` 0 or absent)."""
+
     id: int
     parent_id: int | None
     name: str
@@ -132,6 +142,8 @@ class _Reader:
 
 
 def send_from(result: Mapping[str, Any]) -> Send:
+    """A flattened SOAP ``Send`` result as a ``Send``; ``MalformedResponse`` when ``ID``, ``CreatedDate`` or
+    ``ModifiedDate`` is missing, or a number or date does not parse."""
     r = _Reader("Send", result)
     return Send(
         id=r.integer("ID"),
@@ -158,12 +170,16 @@ def send_from(result: Mapping[str, Any]) -> Send:
 
 
 def subscriber_from(result: Mapping[str, Any]) -> Subscriber:
+    """A flattened SOAP ``Subscriber`` result as a ``Subscriber``; ``MalformedResponse`` when ``ID`` or
+    ``CreatedDate`` is missing or does not parse."""
     r = _Reader("Subscriber", result)
     attributes = result.get("Attributes") or {}
     return Subscriber(r.integer("ID"), r.text("EmailAddress"), r.date("CreatedDate"), dict(attributes))
 
 
 def email_from_soap(result: Mapping[str, Any]) -> Email:
+    """A flattened SOAP ``Email`` result as an ``Email``; ``MalformedResponse`` when ``ID``, ``CreatedDate`` or
+    ``ModifiedDate`` is missing, or a number or date does not parse."""
     r = _Reader("Email", result)
     return Email(
         id=r.integer("ID"),
@@ -176,7 +192,8 @@ def email_from_soap(result: Mapping[str, Any]) -> Email:
 
 
 def email_from_asset(asset: Any) -> Email | None:
-    """A Content Builder asset → Email; ``None`` when it carries no legacy id."""
+    """A Content Builder asset → Email; ``None`` when it carries no legacy id. ``MalformedResponse`` when the
+    asset is not an object, its dates are missing, or its id, category id or dates do not parse."""
     try:
         return _email_from_asset(asset)
     except (AttributeError, TypeError, ValueError) as exc:  # a reply of the wrong shape
@@ -204,6 +221,8 @@ def _email_from_asset(asset: Mapping[str, Any]) -> Email | None:
 
 
 def folder_from(result: Mapping[str, Any]) -> DataFolder:
+    """A flattened SOAP ``DataFolder`` result as a ``DataFolder``; ``MalformedResponse`` when ``ID`` is missing,
+    or it or ``ParentFolder.ID`` does not parse."""
     r = _Reader("DataFolder", result)
     return DataFolder(r.integer("ID"), r.optional_int("ParentFolder.ID") or None, r.text("Name"))
 

@@ -14,6 +14,8 @@ KEY_MISMATCH = 10006
 
 
 def asset_query(ids: Sequence[int], page: int, page_size: int) -> dict[str, Any]:
+    """The body of ``POST asset/v1/content/assets/query`` for the assets whose legacy id is in ``ids``: page
+    ``page`` (from 1) of ``page_size`` items, with the ``ASSET_FIELDS``."""
     return {
         "page": {"page": page, "pageSize": page_size},
         "query": {"property": "data.email.legacy.legacyId", "simpleOperator": "in", "value": list(ids)},
@@ -22,7 +24,8 @@ def asset_query(ids: Sequence[int], page: int, page_size: int) -> dict[str, Any]
 
 
 def asset_page(reply: Any) -> tuple[list[dict[str, Any]], int]:
-    """(items, total count) of an asset query reply."""
+    """``(items, total count)`` of an asset query reply; ``MalformedResponse`` when it has no items list or a
+    count that is not a number."""
     if not isinstance(reply, dict) or not isinstance(reply.get("items", []), list):
         raise MalformedResponse("asset query reply has no items list")
     try:
@@ -33,6 +36,8 @@ def asset_page(reply: Any) -> tuple[list[dict[str, Any]], int]:
 
 
 def rowset(rows: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """The body of a rowset request that marks ``rows`` processed: ``[{"keys": row_keys(row), "values":
+    {"Processed": True}}, …]``."""
     return [{"keys": row_keys(row), "values": {"Processed": True}} for row in rows]
 
 
@@ -52,6 +57,8 @@ def key_mismatches(reply: Any) -> list[RowFailure] | None:
 
 
 def error_parts(reply: Any) -> tuple[int | None, str]:
+    """``(errorcode, message)`` of a REST error reply: ``errorcode`` is None unless an int, ``message`` ``""``
+    when absent; ``(None, "")`` for a reply that is not a JSON object."""
     if isinstance(reply, dict):
         code = reply.get("errorcode")
         return (code if isinstance(code, int) else None), str(reply.get("message", ""))

@@ -24,11 +24,13 @@ Build = Callable[[Token], httpx.Request]
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter: uniform(0, min(cap, base·2^attempt))."""
+    """Capped exponential backoff with full jitter: uniform(0, min(cap, base·2^attempt)), in seconds like
+    ``base`` and ``cap``."""
     return rng.uniform(0.0, min(cap, base * 2**attempt))
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The reply's ``Retry-After`` in seconds (at least 0); None when absent or not a number (say, a date)."""
     value = response.headers.get("Retry-After")
     try:
         return max(0.0, float(value)) if value is not None else None
@@ -37,6 +39,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def json_body(response: httpx.Response) -> Any:
+    """The reply's JSON body; ``MalformedResponse`` when it is not JSON."""
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
@@ -44,7 +47,11 @@ def json_body(response: httpx.Response) -> Any:
 
 
 class Session:
-    """Sends requests for one business unit; ``stats`` counts requests, retries, 429s and refreshes."""
+    """Sends requests for one business unit; ``stats`` counts requests, retries, 429s and refreshes.
+
+    At most ``max_concurrency`` requests are in flight; a 429, a 5xx or a transport error is retried up to
+    ``max_attempts`` sends in all, after ``Retry-After`` or ``backoff_delay(attempt, backoff_base, backoff_cap)``
+    (seconds)."""
 
     def __init__(
         self,
@@ -68,6 +75,9 @@ class Session:
         self._lock = asyncio.Lock()
 
     async def token(self) -> Token:
+        """The cached token, fetched anew (one fetch at a time) when there is none or it is due for refresh.
+        Raises ``AuthError`` when the token endpoint refuses, ``MalformedResponse`` for an unreadable reply,
+        ``RetriesExhausted`` when every attempt failed transiently."""
         token = self._token
         if token is not None and token.fresh(time.monotonic()):
             return token
@@ -97,7 +107,11 @@ class Session:
         return parse_token(json_body(response), time.monotonic())
 
     async def call(self, build: Build, *, soap: bool) -> httpx.Response:
-        """Send with a current token; on an expired token (REST 401, SOAP fault) refresh once and resend."""
+        """Send with a current token; on an expired token (REST 401, SOAP fault) refresh once and resend.
+
+        Returns the first reply neither retried nor refusing the token, 4xx included. Raises what ``token``
+        raises; ``AuthError`` when a fresh token is refused too; ``RetriesExhausted`` when every attempt failed
+        transiently; ``SoapFault`` at once for a SOAP client fault in a 5xx reply."""
         refreshed = False
         while True:
             token = await self.token()

@@ -72,6 +72,8 @@ def retrieve_envelope(
     filter: Filter | None = None,
     batch_size: int | None = None,
 ) -> bytes:
+    """The UTF-8 envelope of a Retrieve of ``object_type``'s ``properties``, with ``token`` in ``fueloauth``, an
+    optional ``Filter`` and an optional ``Options/BatchSize`` (rows a page)."""
     envelope, request = _envelope(token)
     _sub(request, "ObjectType", object_type)
     for prop in properties:
@@ -84,6 +86,7 @@ def retrieve_envelope(
 
 
 def continue_envelope(token: str, request_id: str) -> bytes:
+    """The UTF-8 envelope asking for the next page of the Retrieve whose latest ``RequestID`` is ``request_id``."""
     envelope, request = _envelope(token)
     _sub(request, "ContinueRequest", request_id)
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
@@ -91,26 +94,33 @@ def continue_envelope(token: str, request_id: str) -> bytes:
 
 @dataclass(frozen=True)
 class Fault:
+    """A SOAP ``Fault``: its ``faultcode`` and ``faultstring``, stripped."""
+
     code: str
     string: str
 
     @property
     def token_expired(self) -> bool:
+        """Whether the fault says the token expired (``Token Expired``, any case): refresh and resend."""
         return "token expired" in self.string.lower()
 
 
 @dataclass(frozen=True)
 class RetrieveReply:
+    """A ``RetrieveResponseMsg``: ``OverallStatus``, ``RequestID`` (None when absent) and the page's results."""
+
     status: str
     request_id: str | None
     results: list[Result]
 
     @property
     def more(self) -> bool:
+        """Whether SFMC holds more pages (``MoreDataAvailable``): continue with ``request_id``."""
         return self.status == "MoreDataAvailable"
 
     @property
     def error(self) -> bool:
+        """Whether the status is ``Error: …``."""
         return self.status.startswith("Error")
 
 

@@ -11,7 +11,6 @@ import re
 from datetime import datetime, timedelta, timezone
 
 SERVER_TZ = timezone(timedelta(hours=-6))
-DE_DATE_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
@@ -25,8 +24,8 @@ _DE_DATE = re.compile(
 def parse_de_date(value: str) -> datetime:
     """``9/7/2020 7:31:04 AM`` → aware datetime in server time; ``ValueError`` when it is not one.
 
-    A regular expression rather than ``strptime`` (the format ``DE_DATE_FORMAT``): about 3x faster, and
-    this runs once per click row."""
+    A regular expression rather than ``strptime`` with ``%m/%d/%Y %I:%M:%S %p``: about 3x faster, and this
+    runs once per click row."""
     match = _DE_DATE.fullmatch(value)
     if match is None:
         raise ValueError(f"not a date like 9/7/2020 7:31:04 AM: {value[:40]!r}")
@@ -72,11 +71,12 @@ def parse_bool(value: str) -> bool:
 
 
 def parse_int(value: str) -> int:
+    """The integer the text holds, surrounding whitespace ignored; ``ValueError`` when it holds none."""
     return int(value.strip())
 
 
 def parse_optional_int(value: str | None) -> int | None:
-    """Empty or absent → ``None``; otherwise an int."""
+    """Empty or absent → ``None``; otherwise an int (``ValueError`` when it is not one)."""
     if value is None or not value.strip():
         return None
     return parse_int(value)
