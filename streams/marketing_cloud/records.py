@@ -181,14 +181,8 @@ def email_from_soap(result: Mapping[str, Any]) -> Email:
     """A flattened SOAP ``Email`` result as an ``Email``; ``MalformedResponse`` when ``ID``, ``CreatedDate`` or
     ``ModifiedDate`` is missing, or a number or date does not parse."""
     r = _Reader("Email", result)
-    return Email(
-        id=r.integer("ID"),
-        name=r.text("Name"),
-        subject=r.text("Subject"),
-        category_id=r.optional_int("CategoryID"),
-        created_date=r.date("CreatedDate"),
-        modified_date=r.date("ModifiedDate"),
-    )
+    return Email(r.integer("ID"), r.text("Name"), r.text("Subject"), r.optional_int("CategoryID"),
+                 r.date("CreatedDate"), r.date("ModifiedDate"))
 
 
 def email_from_asset(asset: Any) -> Email | None:
