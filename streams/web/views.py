@@ -6,11 +6,14 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from aiokafka.partitioner import murmur2
 from faust.types import TableT
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streams import metrics
 from streams.agents.source import poll_status
@@ -28,7 +31,6 @@ from streams.topics import (
     send_requests,
     subscriber_requests,
 )
-from streams.web import exposition
 from streams.web.page import PAGE
 from streams.web.status import OffsetReader, topic_report, worker_identity
 
@@ -180,7 +182,7 @@ class StatusView(Secured):
             topics=topics,
             dead_letters=topics.get("dead-letter", {}).get("records", 0),
             acks_pending=topics.get("acks", {}).get("lag", 0),
-            refused_rows_dropped=metrics.refused_rows_dropped.by("tenant"),
+            refused_rows_dropped=metrics.totals(metrics.refused_rows_dropped, "tenant"),
         )
         return self.json(body)
 
@@ -199,36 +201,51 @@ class HealthView(View):
                           "rebalancing": bool(self.app.rebalancing)}, status=200 if ok else 503)
 
 
-def metric_families() -> list[exposition.Family]:
-    """Our counters and timers, SFMC client stats per business unit, and the poll status gauges."""
-    families = [exposition.Family(m.name, m.kind, m.help, list(m.samples())) for m in metrics.REGISTRY]
-    client_stats = {
-        "requests": "HTTP requests sent to SFMC (every attempt, token requests included).",
-        "retries": "SFMC requests retried after a throttle, timeout or server error.",
-        "throttled": "SFMC answers with HTTP 429.",
-        "token_refreshes": "OAuth tokens fetched.",
-    }
-    for stat, help_text in client_stats.items():
-        family = exposition.Family(f"leads_sfmc_{stat}_total", "counter", help_text)
-        for unit in settings.business_units:
-            family.add(marketing_cloud(unit.tenant).stats.get(stat, 0), tenant=unit.tenant)
-        families.append(family)
-    rows = exposition.Family("leads_rows_read_total", "counter", "Click-log rows read by this worker's polls.")
-    last = exposition.Family("leads_last_poll_finished_timestamp_seconds", "gauge",
-                             "When this worker last finished polling a business unit (leader only).")
-    for tenant, status in sorted(poll_status.items()):
-        rows.add(status.get("rows_total", 0), tenant=tenant)
-        if status.get("last_poll_finished"):
-            last.add(status["last_poll_finished"], tenant=tenant)
-    leader = exposition.Family("leads_worker_is_leader", "gauge", "1 on the leader worker (the one polling).")
-    leader.add(1 if worker_identity(app)["leader"] else 0)
-    return [*families, rows, last, leader]
+SFMC_CLIENT_STATS = {
+    "requests": "HTTP requests sent to SFMC (every attempt, token requests included).",
+    "retries": "SFMC requests retried after a throttle, timeout or server error.",
+    "throttled": "SFMC answers with HTTP 429.",
+    "token_refreshes": "OAuth tokens fetched.",
+}
+"""The SFMC client's ``stats`` that ``/metrics`` serves as ``leads_sfmc_{stat}_total``, with their help text."""
+
+
+class WorkerCollector:
+    """The samples that are read when ``/metrics`` is scraped, not counted in ``streams.metrics``: the SFMC
+    client's stats per business unit, and this worker's polls and leadership."""
+
+    def collect(self) -> Iterator[Metric]:
+        """``leads_sfmc_{stat}_total`` per tenant, ``leads_rows_read_total`` and
+        ``leads_last_poll_finished_timestamp_seconds`` (epoch seconds) per tenant this worker polled, and
+        ``leads_worker_is_leader`` (1 or 0)."""
+        for stat, help_text in SFMC_CLIENT_STATS.items():
+            family = CounterMetricFamily(f"leads_sfmc_{stat}_total", help_text, labels=["tenant"])
+            for unit in settings.business_units:
+                family.add_metric([unit.tenant], marketing_cloud(unit.tenant).stats.get(stat, 0))
+            yield family
+        rows = CounterMetricFamily("leads_rows_read_total", "Click-log rows read by this worker's polls.",
+                                   labels=["tenant"])
+        last = GaugeMetricFamily("leads_last_poll_finished_timestamp_seconds",
+                                 "When this worker last finished polling a business unit (leader only).",
+                                 labels=["tenant"])
+        for tenant, status in sorted(poll_status.items()):
+            rows.add_metric([tenant], status.get("rows_total", 0))
+            if status.get("last_poll_finished"):
+                last.add_metric([tenant], status["last_poll_finished"])
+        yield rows
+        yield last
+        yield GaugeMetricFamily("leads_worker_is_leader", "1 on the leader worker (the one polling).",
+                                value=1 if worker_identity(app)["leader"] else 0)
+
+
+metrics.REGISTRY.register(WorkerCollector())
 
 
 @app.page("/metrics", name="metrics")
 class MetricsView(Secured):
     async def get(self, request: Request) -> Response:
-        return self.text(exposition.render(metric_families()), content_type=exposition.CONTENT_TYPE)
+        # the plain text format generate_latest writes (CONTENT_TYPE_LATEST names version 1.0.0 since 0.23)
+        return self.bytes(generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
