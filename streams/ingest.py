@@ -101,9 +101,9 @@ class Ingest:
                 continue
             handled[key] = Outcome.EVENT
             events[entity(tenant, "send", row["JobID"].strip())].append(event)
-        metrics.refused_rows_dropped.inc(refused, tenant=tenant)
+        metrics.refused_rows_dropped.labels(tenant=tenant).inc(refused)
         for reason, rows in skipped.items():
-            metrics.rows_skipped.inc(len(rows), tenant=tenant)
+            metrics.rows_skipped.labels(tenant=tenant).inc(len(rows))
             pending += await self.outputs.acks(tenant, "skipped", rows, reason)
         if events:
             pending += await self._emit(tenant, events)
@@ -112,7 +112,7 @@ class Ingest:
 
     async def _emit(self, tenant: str, events: dict[str, list[ClickEvent]]) -> Pending:
         """The clicks, and requests for their sends (with the ack codes seen with each) and subscribers."""
-        metrics.events_ingested.inc(sum(map(len, events.values())), tenant=tenant)
+        metrics.events_ingested.labels(tenant=tenant).inc(sum(map(len, events.values())))
         sends = {send.rpartition("*")[2]: sorted({event.ack for event in clicks}) for send, clicks in events.items()}
         subscribers = {event.subscriber.rpartition("*")[2] for clicks in events.values() for event in clicks}
         return [*await self.outputs.click_events(tenant, events),

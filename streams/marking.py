@@ -88,12 +88,12 @@ class Marking:
                                          for chunk in chunks(rows, ROWSET_ROWS)))
         failures = [failure for result in results for failure in result]
         refused = [failure.keys for failure in failures if failure.code == KEY_MISMATCH]
-        metrics.rows_marked.inc(len(rows) - len(failures), tenant=tenant)
+        metrics.rows_marked.labels(tenant=tenant).inc(len(rows) - len(failures))
         now = time.time()
         unrecorded = await bulk_upsert(self.processed_events,
                                        [processed_event_update(keys["ID"], now) for keys in refused])
         recorded = [keys for index, keys in enumerate(refused) if index not in unrecorded]
-        metrics.key_mismatch_fallbacks.inc(len(recorded), tenant=tenant)
+        metrics.key_mismatch_fallbacks.labels(tenant=tenant).inc(len(recorded))
         await self.outputs.refused(tenant, recorded, now)
         letters = [(failure.keys, f"SFMC refused to mark the row ({failure.code}): {failure.message}")
                    for failure in failures if failure.code != KEY_MISMATCH]
@@ -106,7 +106,8 @@ class Marking:
 
     async def _mark_until_done(self, tenant: str, rows: list[dict[str, str]]) -> list[RowFailure]:
         def marking() -> Awaitable[list[RowFailure]]:
-            return metrics.sfmc_calls.time(self.client(tenant).mark_processed(rows), call="rowset", tenant=tenant)
+            marked = self.client(tenant).mark_processed(rows)
+            return metrics.timed(metrics.sfmc_calls, marked, call="rowset", tenant=tenant)
 
         try:
             return await until_done(f"marking {len(rows)} rows of {tenant}", marking,

@@ -1,115 +1,90 @@
-"""Process-wide counters and timings, served in Prometheus text format at ``GET /metrics`` (streams.web).
+"""Process-wide counters and histograms (prometheus_client), served at ``GET /metrics`` (``streams.web.views``).
 
-The pipeline calls these with one line each (``metrics.events_ingested.inc(n, tenant=t)``); nothing here
-does I/O. Each worker process counts its own work; Prometheus sums over workers.
+The pipeline counts with one line each, about once per batch, not per row
+(``metrics.events_ingested.labels(tenant=t).inc(n)``; durations through ``timed``); nothing here does I/O.
+Each worker process counts its own work; Prometheus sums over workers. Counters end in ``_total``,
+durations are histograms in seconds.
+
+The metrics live in ``REGISTRY``, a ``CollectorRegistry`` of the project's own rather than prometheus_client's
+default one: ``/metrics`` then shows exactly the families declared here and the web view's scrape-time
+collector, and nothing that a library registers on the default registry when it is imported. The ``_created``
+series that prometheus_client adds to every counter and histogram are turned off (a process-wide switch of the
+library, and this process has no other user of it): in the plain text format they are one more gauge per
+series, which no dashboard of ours reads.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Iterator
+from collections import defaultdict
+from collections.abc import Awaitable
 from typing import TypeVar
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
 T = TypeVar("T")
-Labels = tuple[tuple[str, str], ...]
 
+disable_created_metrics()
+REGISTRY = CollectorRegistry()
 
-class Metric:
-    """A named family of samples keyed by label values."""
+SFMC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Seconds (and ``+Inf``) of an SFMC call, from asking to its answer: a SOAP Retrieve, REST lookup or rowset
+answers in 0.1-2 s; a wait for one of the BU's concurrent-call slots, a 429's ``Retry-After`` and the client's
+retries (up to 5 attempts of at most 30 s, backoff up to 5 s) reach tens of seconds."""
+MONGO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0)
+"""Seconds (and ``+Inf``) of a MongoDB bulk write, retries included: a batch's bulk takes milliseconds to a
+second; an outage's backoff (0.5 s doubling to 30 s, ``streams.mongo``) puts its writes in the top buckets."""
 
-    kind = "untyped"
-
-    def __init__(self, name: str, help: str) -> None:
-        self.name = name
-        self.help = help
-        REGISTRY.append(self)
-
-    @staticmethod
-    def _labels(labels: dict[str, object]) -> Labels:
-        return tuple(sorted((key, str(value)) for key, value in labels.items()))
-
-    def samples(self) -> Iterator[tuple[str, Labels, float]]:
-        """``(sample name, labels, value)`` triples, for the exposition writer."""
-        raise NotImplementedError
-
-
-class Counter(Metric):
-    """A monotonically increasing count."""
-
-    kind = "counter"
-
-    def __init__(self, name: str, help: str) -> None:
-        super().__init__(name, help)
-        self.values: dict[Labels, float] = {}
-
-    def inc(self, amount: float = 1, **labels: object) -> None:
-        key = self._labels(labels)
-        self.values[key] = self.values.get(key, 0) + amount
-
-    def value(self, **labels: object) -> float:
-        return self.values.get(self._labels(labels), 0)
-
-    def by(self, label: str) -> dict[str, float]:
-        """The count per value of ``label`` (summed over the other labels), e.g. ``{tenant: count}``."""
-        totals: dict[str, float] = {}
-        for labels, value in self.values.items():
-            key = dict(labels).get(label, "")
-            totals[key] = totals.get(key, 0) + value
-        return totals
-
-    def samples(self) -> Iterator[tuple[str, Labels, float]]:
-        for labels, value in sorted(self.values.items()):
-            yield self.name, labels, value
-
-
-class Timer(Metric):
-    """Durations in seconds, exposed as a Prometheus summary (``_count`` and ``_sum``, no quantiles)."""
-
-    kind = "summary"
-
-    def __init__(self, name: str, help: str) -> None:
-        super().__init__(name, help)
-        self.counts: dict[Labels, int] = {}
-        self.sums: dict[Labels, float] = {}
-
-    def observe(self, seconds: float, **labels: object) -> None:
-        key = self._labels(labels)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self.sums[key] = self.sums.get(key, 0.0) + seconds
-
-    async def time(self, awaitable: Awaitable[T], **labels: object) -> T:
-        """Await ``awaitable`` and record how long it took (also when it raises, with ``outcome=error``)."""
-        start = time.perf_counter()
-        outcome = "error"
-        try:
-            result = await awaitable
-            outcome = "ok"
-            return result
-        finally:
-            self.observe(time.perf_counter() - start, outcome=outcome, **labels)
-
-    def samples(self) -> Iterator[tuple[str, Labels, float]]:
-        for labels in sorted(self.counts):
-            yield f"{self.name}_count", labels, self.counts[labels]
-            yield f"{self.name}_sum", labels, self.sums[labels]
-
-
-REGISTRY: list[Metric] = []
-
-events_ingested = Counter("leads_events_ingested_total", "Click events appended to click-events, by tenant.")
-rows_skipped = Counter("leads_rows_skipped_total", "Click rows acked as skipped (no link or skipped job).")
-dead_letters = Counter("leads_dead_letters_total", "Records sent to the dead-letter topic, by stage.")
-sfmc_calls = Timer("leads_sfmc_call_seconds", "SFMC client calls (entity fetches, rowsets), by call and tenant.")
-entities_fetched = Counter("leads_entities_fetched_total", "Entity snapshots SFMC returned, by kind.")
-mongo_writes = Timer("leads_mongo_write_seconds", "MongoDB bulk writes including retries, by collection.")
-mongo_write_ops = Counter("leads_mongo_write_ops_total", "Update operations sent in bulk writes, by collection.")
-mongo_retries = Counter("leads_mongo_retries_total", "MongoDB operations retried after a transient error.")
-acks_emitted = Counter("leads_acks_emitted_total", "Rows put on the acks topic, by status.")
-rows_marked = Counter("leads_rows_marked_processed_total", "Rows SFMC accepted as Processed, by tenant.")
+events_ingested = Counter("leads_events_ingested_total", "Click events appended to click-events, by tenant.",
+                          ["tenant"], registry=REGISTRY)
+rows_skipped = Counter("leads_rows_skipped_total", "Click rows acked as skipped (no link or skipped job).",
+                       ["tenant"], registry=REGISTRY)
+dead_letters = Counter("leads_dead_letters_total", "Records sent to the dead-letter topic, by stage.",
+                       ["stage"], registry=REGISTRY)
+sfmc_calls = Histogram("leads_sfmc_call_seconds", "SFMC client calls (entity fetches, rowsets), by call and tenant.",
+                       ["call", "tenant", "outcome"], registry=REGISTRY, buckets=SFMC_BUCKETS)
+entities_fetched = Counter("leads_entities_fetched_total", "Entity snapshots SFMC returned, by kind.",
+                           ["kind"], registry=REGISTRY)
+mongo_writes = Histogram("leads_mongo_write_seconds", "MongoDB bulk writes including retries, by collection.",
+                         ["collection", "outcome"], registry=REGISTRY, buckets=MONGO_BUCKETS)
+mongo_write_ops = Counter("leads_mongo_write_ops_total", "Update operations sent in bulk writes, by collection.",
+                          ["collection"], registry=REGISTRY)
+mongo_retries = Counter("leads_mongo_retries_total", "MongoDB operations retried after a transient error.",
+                        ["what"], registry=REGISTRY)
+acks_emitted = Counter("leads_acks_emitted_total", "Rows put on the acks topic, by status.",
+                       ["status"], registry=REGISTRY)
+rows_marked = Counter("leads_rows_marked_processed_total", "Rows SFMC accepted as Processed, by tenant.",
+                      ["tenant"], registry=REGISTRY)
 key_mismatch_fallbacks = Counter(
-    "leads_ack_10006_fallbacks_total", "Rows SFMC refused with 10006, recorded in processed-events instead."
+    "leads_ack_10006_fallbacks_total", "Rows SFMC refused with 10006, recorded in processed-events instead.",
+    ["tenant"], registry=REGISTRY,
 )
 refused_rows_dropped = Counter(
     "leads_refused_rows_dropped_total",
     "Readings of rows SFMC refused with 10006 (processed for good), dropped by ingest without a new ack, by tenant.",
+    ["tenant"], registry=REGISTRY,
 )
+
+
+async def timed(histogram: Histogram, awaitable: Awaitable[T], **labels: str) -> T:
+    """Await ``awaitable`` and observe how long it took, in seconds, in ``histogram`` under ``labels`` plus
+    ``outcome="ok"``, or ``outcome="error"`` when it raises (or is cancelled); returns its result."""
+    start = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await awaitable
+        outcome = "ok"
+        return result
+    finally:
+        histogram.labels(outcome=outcome, **labels).observe(time.perf_counter() - start)
+
+
+def totals(counter: Counter, label: str) -> dict[str, float]:
+    """The counts of ``counter`` per value of ``label``, summed over its other labels: ``{label value: count}``
+    (read from its collected ``_total`` samples; a value never counted is absent)."""
+    sums: dict[str, float] = defaultdict(float)
+    for family in counter.collect():
+        for sample in family.samples:
+            if sample.name == f"{family.name}_total":
+                sums[sample.labels[label]] += sample.value
+    return dict(sums)

@@ -49,7 +49,7 @@ async def with_backoff(what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
     errors; any other error is raised."""
     return await until_done(f"MongoDB {what}", attempt_fn, first=0.5, cap=30.0,
                             transient=lambda exc: isinstance(exc, PyMongoError) and _transient(exc),
-                            on_retry=lambda: metrics.mongo_retries.inc(what=what))
+                            on_retry=lambda: metrics.mongo_retries.labels(what=what).inc())
 
 
 async def bulk_upsert(target: AsyncCollection, ops: Sequence[UpdateOne | UpdateMany]) -> dict[int, str]:
@@ -65,8 +65,8 @@ async def bulk_upsert(target: AsyncCollection, ops: Sequence[UpdateOne | UpdateM
     pending = list(range(len(ops)))
     while pending:
         write = with_backoff(f"write to {collection}", partial(_write, target, [ops[i] for i in pending]))
-        metrics.mongo_write_ops.inc(len(pending), collection=collection)
-        errors = await metrics.mongo_writes.time(write, collection=collection)
+        metrics.mongo_write_ops.labels(collection=collection).inc(len(pending))
+        errors = await metrics.timed(metrics.mongo_writes, write, collection=collection)
         if not errors:
             break
         refused.update({pending[index]: reason for index, reason in errors.items()})

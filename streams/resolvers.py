@@ -163,7 +163,7 @@ class Resolver:
         ids = list(attempts)
         try:
             fetching = self.fetch(self.client(tenant), ids)
-            records = await metrics.sfmc_calls.time(fetching, call=self.kind, tenant=tenant)
+            records = await metrics.timed(metrics.sfmc_calls, fetching, call=self.kind, tenant=tenant)
         except MarketingCloudError as exc:
             log.warning("fetching %d %s(s) of %s failed: %s", len(ids), self.kind, tenant, exc)
             # SFMC being unwell is no verdict on the ids: they are tried again until it answers
@@ -171,7 +171,7 @@ class Resolver:
             return
         retrieved_at = self.clock()
         found = {str(record.id): record for record in records}
-        metrics.entities_fetched.inc(len(found), kind=self.kind)
+        metrics.entities_fetched.labels(kind=self.kind).inc(len(found))
         snapshots = [EntitySnapshot(entity=entity(tenant, self.kind, record.id), tenant=tenant, kind=self.kind,
                                     data=snapshot_data(record), retrieved_at=retrieved_at)
                      for record in found.values()]

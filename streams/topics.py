@@ -118,7 +118,7 @@ class Topics:
                         reason: str = "") -> Pending:
         """Put rows to mark (their key values) on ``acks`` (key: the tenant), in records small enough for Kafka,
         and count them; await the returned futures to know Kafka has them."""
-        metrics.acks_emitted.inc(len(rows), status=status)
+        metrics.acks_emitted.labels(status=status).inc(len(rows))
         return [await self.acks.send(key=tenant, value=AckBatch(tenant=tenant, status=status, rows=list(chunk),
                                                                 reason=reason))
                 for chunk in chunks(rows, ACK_ROWS_PER_RECORD)]
@@ -136,7 +136,7 @@ class Topics:
         ``stage`` is a ``DeadLetterStage`` (a plain string naming one is taken too; any other raises
         ``ValueError``), and ``source`` has that stage's shape."""
         stage = DeadLetterStage(stage)
-        metrics.dead_letters.inc(stage=stage)
+        metrics.dead_letters.labels(stage=stage).inc()
         return await self.dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
                                                                      source=source, at=time.time()))
 

@@ -7,17 +7,19 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TableT
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import SecretStr
 
 from streams import metrics
 from streams.topology import Worker
-from streams.web import exposition
 from streams.web.page import PAGE
 from streams.web.status import OffsetReader, topic_report, worker_identity
 
@@ -79,30 +81,56 @@ def polls(worker: Worker) -> dict[str, Any]:
     return report
 
 
-def metric_families(worker: Worker) -> list[exposition.Family]:
-    """Our counters and timers, SFMC client stats per business unit, and the poll status gauges."""
-    families = [exposition.Family(m.name, m.kind, m.help, list(m.samples())) for m in metrics.REGISTRY]
-    client_stats = {
-        "requests": "HTTP requests sent to SFMC (every attempt, token requests included).",
-        "retries": "SFMC requests retried after a throttle, timeout or server error.",
-        "throttled": "SFMC answers with HTTP 429.",
-        "token_refreshes": "OAuth tokens fetched.",
-    }
-    for stat, help_text in client_stats.items():
-        family = exposition.Family(f"leads_sfmc_{stat}_total", "counter", help_text)
-        for unit in worker.settings.business_units:
-            family.add(worker.connections.marketing_cloud(unit.tenant).stats.get(stat, 0), tenant=unit.tenant)
-        families.append(family)
-    rows = exposition.Family("leads_rows_read_total", "counter", "Click-log rows read by this worker's polls.")
-    last = exposition.Family("leads_last_poll_finished_timestamp_seconds", "gauge",
-                             "When this worker last finished polling a business unit (leader only).")
-    for tenant, status in sorted(worker.poller.status.items()):
-        rows.add(status.get("rows_total", 0), tenant=tenant)
-        if status.get("last_poll_finished"):
-            last.add(status["last_poll_finished"], tenant=tenant)
-    leader = exposition.Family("leads_worker_is_leader", "gauge", "1 on the leader worker (the one polling).")
-    leader.add(1 if worker_identity(worker.app)["leader"] else 0)
-    return [*families, rows, last, leader]
+SFMC_CLIENT_STATS = {
+    "requests": "HTTP requests sent to SFMC (every attempt, token requests included).",
+    "retries": "SFMC requests retried after a throttle, timeout or server error.",
+    "throttled": "SFMC answers with HTTP 429.",
+    "token_refreshes": "OAuth tokens fetched.",
+}
+"""The SFMC client's ``stats`` that ``/metrics`` serves as ``leads_sfmc_{stat}_total``, with their help text."""
+
+
+class WorkerCollector:
+    """The samples of ``worker`` that are read when ``/metrics`` is scraped, not counted in ``streams.metrics``:
+    the SFMC client's stats per business unit, and this worker's polls and leadership."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        """``leads_sfmc_{stat}_total`` per tenant, ``leads_rows_read_total`` and
+        ``leads_last_poll_finished_timestamp_seconds`` (epoch seconds) per tenant this worker polled, and
+        ``leads_worker_is_leader`` (1 or 0)."""
+        worker = self.worker
+        for stat, help_text in SFMC_CLIENT_STATS.items():
+            family = CounterMetricFamily(f"leads_sfmc_{stat}_total", help_text, labels=["tenant"])
+            for unit in worker.settings.business_units:
+                family.add_metric([unit.tenant], worker.connections.marketing_cloud(unit.tenant).stats.get(stat, 0))
+            yield family
+        rows = CounterMetricFamily("leads_rows_read_total", "Click-log rows read by this worker's polls.",
+                                   labels=["tenant"])
+        last = GaugeMetricFamily("leads_last_poll_finished_timestamp_seconds",
+                                 "When this worker last finished polling a business unit (leader only).",
+                                 labels=["tenant"])
+        for tenant, status in sorted(worker.poller.status.items()):
+            rows.add_metric([tenant], status.get("rows_total", 0))
+            if status.get("last_poll_finished"):
+                last.add_metric([tenant], status["last_poll_finished"])
+        yield rows
+        yield last
+        yield GaugeMetricFamily("leads_worker_is_leader", "1 on the leader worker (the one polling).",
+                                value=1 if worker_identity(worker.app)["leader"] else 0)
+
+
+def metrics_text(scraped: CollectorRegistry) -> bytes:
+    """The process's metrics (``streams.metrics.REGISTRY``) and ``scraped``'s, in the Prometheus text format that
+    ``METRICS_CONTENT_TYPE`` names."""
+    return generate_latest(metrics.REGISTRY) + generate_latest(scraped)
+
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The plain text format 0.0.4, which ``generate_latest`` writes (``CONTENT_TYPE_LATEST`` names version 1.0.0
+since prometheus_client 0.23)."""
 
 
 def register_views(worker: Worker) -> None:
@@ -113,6 +141,8 @@ def register_views(worker: Worker) -> None:
     tables = {kind: worker.tables.entities[kind] for kind in ("send", "subscriber", "email", "category")}
     topics = worker.topics.by_name()
     offsets = OffsetReader(app)
+    scraped = CollectorRegistry()  # this worker's scrape-time samples, beside the process's metrics
+    scraped.register(WorkerCollector(worker))
 
     # Registered first on purpose: faust's production index blueprint also mounts GET "/" when the server starts,
     # and aiohttp only refuses a second GET "/" if it comes right after the first; this way ours answers.
@@ -189,7 +219,7 @@ def register_views(worker: Worker) -> None:
                 topics=report,
                 dead_letters=report.get("dead-letter", {}).get("records", 0),
                 acks_pending=report.get("acks", {}).get("lag", 0),
-                refused_rows_dropped=metrics.refused_rows_dropped.by("tenant"),
+                refused_rows_dropped=metrics.totals(metrics.refused_rows_dropped, "tenant"),
             )
             return self.json(body)
 
@@ -209,7 +239,7 @@ def register_views(worker: Worker) -> None:
     @app.page("/metrics", name="metrics")
     class MetricsView(Secured):
         async def get(self, request: Request) -> Response:
-            return self.text(exposition.render(metric_families(worker)), content_type=exposition.CONTENT_TYPE)
+            return self.bytes(metrics_text(scraped), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
     async def close_offsets(app_: object, **kwargs: object) -> None:

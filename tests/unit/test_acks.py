@@ -124,7 +124,7 @@ async def test_marking_records_10006_rows_as_processed_and_dead_letters_other_re
     rows = [{**ROW, "ID": f"r{i:03d}"} for i in range(120)]
     refused, failed = rows[7], rows[60]
     client, outputs = Client({refused["ID"]: 10006, failed["ID"]: 10001}), Outputs()
-    marked = metrics.rows_marked.value(tenant="ien")
+    marked = metrics.totals(metrics.rows_marked, "tenant").get("ien", 0)
     await Marking({"ien": client}.__getitem__, mongo_db, outputs).mark(
         [AckBatch(tenant="ien", status="processed", rows=rows[:80]),
          AckBatch(tenant="ien", status="processed", rows=rows[70:])])  # 10 rows twice
@@ -133,7 +133,7 @@ async def test_marking_records_10006_rows_as_processed_and_dead_letters_other_re
     assert await _processed_events(mongo_db) == [refused["ID"]]
     assert outputs.noted == [("ien", [refused])]
     assert outputs.letters == [("ien", failed, "SFMC refused to mark the row (10001): no")]
-    assert metrics.rows_marked.value(tenant="ien") == marked + 118
+    assert metrics.totals(metrics.rows_marked, "tenant").get("ien", 0) == marked + 118
 
 
 async def test_marking_keeps_tenants_apart_and_records_a_10006_row_once(mongo_db: AsyncDatabase) -> None:
@@ -162,7 +162,7 @@ async def test_a_10006_row_mongodb_does_not_record_is_dead_lettered_not_noted(mo
     await mongo_db.create_collection(marking.PROCESSED_EVENTS, validator={"guid": {"$ne": "u1"}})
     written, unwritten = {**ROW, "ID": "w1"}, {**ROW, "ID": "u1"}
     outputs = Outputs()
-    fallbacks = metrics.key_mismatch_fallbacks.value(tenant="ien")
+    fallbacks = metrics.totals(metrics.key_mismatch_fallbacks, "tenant").get("ien", 0)
     await Marking(lambda tenant: Client({"w1": 10006, "u1": 10006}), mongo_db, outputs).mark(
         [AckBatch(tenant="ien", status="processed", rows=[written, unwritten])])
     assert await _processed_events(mongo_db) == ["w1"]
@@ -172,4 +172,4 @@ async def test_a_10006_row_mongodb_does_not_record_is_dead_lettered_not_noted(mo
     assert reason.startswith("SFMC refused to mark the row (10006) and MongoDB refused to record it in "
                              "processed-events: ")
     assert "Document failed validation (code 121)" in reason
-    assert metrics.key_mismatch_fallbacks.value(tenant="ien") == fallbacks + 1
+    assert metrics.totals(metrics.key_mismatch_fallbacks, "tenant").get("ien", 0) == fallbacks + 1
