@@ -15,13 +15,12 @@ import logging
 
 import faust
 import mode
-from faust.stores import STORES
 
 from streams.commands import register_commands
 from streams.connections import Connections
 from streams.kafka_clients import credentials
 from streams.settings import Settings, get_settings
-from streams.tables.store import set_memory_budgets
+from streams.tables.store import STORE_URL, set_memory_budgets
 from streams.topology import Worker, wire
 from streams.transport import Transport
 from streams.web.views import register_views
@@ -31,9 +30,8 @@ from streams.web.views import register_views
 logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
-# faust's RocksDB store, with each key in its changelog partition's database (see the module)
-STORES.aliases["leads-rocksdb"] = "streams.tables.store:Store"
-STORE_URLS = {"rocksdb://": "leads-rocksdb://", "memory://": "memory://"}
+STORE_URLS = {"rocksdb://": STORE_URL, "memory://": "memory://"}
+"""faust's store URL for each ``LEADS_TABLE_STORE``: RocksDB through our store (``streams.tables.store``)."""
 
 
 class App(faust.App):

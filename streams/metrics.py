@@ -39,8 +39,10 @@ events_ingested = Counter("leads_events_ingested_total", "Click events appended 
                           ["tenant"], registry=REGISTRY)
 rows_skipped = Counter("leads_rows_skipped_total", "Click rows acked as skipped (no link or skipped job).",
                        ["tenant"], registry=REGISTRY)
-dead_letters = Counter("leads_dead_letters_total", "Records sent to the dead-letter topic, by stage.",
-                       ["stage"], registry=REGISTRY)
+dead_letters = Counter("leads_dead_letters_total", "Records sent to the dead-letter topic, by stage and tenant.",
+                       ["stage", "tenant"], registry=REGISTRY)
+rows_read = Counter("leads_rows_read_total", "Click-log rows read (SFMC polls, Kinesis, SQS), by tenant and source.",
+                    ["tenant", "source"], registry=REGISTRY)
 sfmc_calls = Histogram("leads_sfmc_call_seconds", "SFMC client calls (entity fetches, rowsets), by call and tenant.",
                        ["call", "tenant", "outcome"], registry=REGISTRY, buckets=SFMC_BUCKETS)
 entities_fetched = Counter("leads_entities_fetched_total", "Entity snapshots SFMC returned, by kind.",
@@ -77,6 +79,13 @@ async def timed(histogram: Histogram, awaitable: Awaitable[T], **labels: str) ->
         return result
     finally:
         histogram.labels(outcome=outcome, **labels).observe(time.perf_counter() - start)
+
+
+def total(metric: Counter | Histogram, suffix: str = "_total", **match: str) -> float:
+    """The sum of ``metric``'s samples whose name ends with ``suffix`` (``_total`` of a counter, ``_count`` or
+    ``_sum`` of a histogram) and whose labels include ``match``."""
+    return sum(sample.value for family in metric.collect() for sample in family.samples
+               if sample.name.endswith(suffix) and all(sample.labels.get(k) == v for k, v in match.items()))
 
 
 def totals(counter: Counter, label: str) -> dict[str, float]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streams import metrics
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError, parse_de_date
 from streams.settings import Settings
 from streams.tables.seen_rows import RowIndex, row_key
@@ -68,8 +69,9 @@ class PollState:
 
 class Poller:
     """Polls the click logs of ``settings``' business units (``client(tenant)``: its SFMC client) into
-    ``topics``' ``click-rows``. ``status[tenant]``: the last poll's start and end (epoch seconds), rows read by it
-    and in total since this process started, its error (None after one that succeeded), and where it read from."""
+    ``topics``' ``click-rows``. ``status[tenant]``: the last poll's start and end (epoch seconds) and duration
+    (seconds), rows read by it and in total since this process started, its error (None after one that succeeded),
+    and where it read from."""
 
     def __init__(self, settings: Settings, client: Callable[[str], MarketingCloudClient], topics: Topics) -> None:
         self.settings = settings
@@ -95,11 +97,13 @@ class Poller:
             async for page in self.client(tenant).click_rows(since, self.settings.page_size):
                 read_at = time.time()
                 await self.topics.append_click_rows(tenant, state.new(page, read_at), read_at=read_at, source="sfmc")
+                metrics.rows_read.labels(tenant=tenant, source="sfmc").inc(len(page))
                 count += len(page)
             status["last_error"] = None
         except MarketingCloudError as exc:
             status["last_error"] = str(exc)
             log.warning("polling the click log of %s failed after %d rows: %s", tenant, count, exc)
-        status.update(last_poll_finished=time.time(), rows_last_poll=count, rows_total=status["rows_total"] + count,
-                      last_poll_since=since.isoformat())
+        finished = time.time()
+        status.update(last_poll_finished=finished, last_poll_seconds=round(finished - now, 3), rows_last_poll=count,
+                      rows_total=status["rows_total"] + count, last_poll_since=since.isoformat())
         return count

@@ -136,7 +136,7 @@ class Topics:
         ``stage`` is a ``DeadLetterStage`` (a plain string naming one is taken too; any other raises
         ``ValueError``), and ``source`` has that stage's shape."""
         stage = DeadLetterStage(stage)
-        metrics.dead_letters.labels(stage=stage).inc()
+        metrics.dead_letters.labels(stage=stage, tenant=tenant).inc()
         return await self.dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
                                                                      source=source, at=time.time()))
 

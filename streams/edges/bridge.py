@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from streams import metrics
 from streams.edges.formats import Message, Rejected, group_messages, preview
 from streams.topics import Topics
 
@@ -27,6 +28,7 @@ class Bridge:
         read_at = time.time()
         pending = []
         for tenant, rows in group_messages(messages).items():
+            metrics.rows_read.labels(tenant=tenant, source=source).inc(len(rows))
             pending += await self.topics.append_click_rows(tenant, rows, read_at=read_at, source=source)
         await asyncio.gather(*pending, self.dead_letters(rejected, source))
 

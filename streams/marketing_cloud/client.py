@@ -51,7 +51,8 @@ def _unique_ids(ids: Iterable[int | str]) -> list[int]:
 class MarketingCloudClient:
     """Async client for one business unit; use ``async with`` (or call ``aclose()``).
 
-    ``stats`` counts ``requests``, ``retries``, ``throttled`` (429 answers) and ``token_refreshes``. ``timeout``
+    ``stats`` counts ``requests``, ``retries``, ``throttled`` (429 answers), ``token_refreshes`` and
+    ``token_failures`` (token requests refused); ``token_error`` says why the last was refused. ``timeout``
     is seconds per request; ``max_concurrency`` requests are in flight at most; a 429, a 5xx or a transport
     error is sent again up to ``max_attempts`` sends in all, after a jittered backoff of ``backoff_base``
     doubling to ``backoff_cap`` seconds (or the reply's ``Retry-After``).
@@ -88,8 +89,15 @@ class MarketingCloudClient:
 
     @property
     def stats(self) -> dict[str, int]:
-        """The session's live counters, ``{"requests" | "retries" | "throttled" | "token_refreshes": count}``."""
+        """The session's live counters, ``{"requests" | "retries" | "throttled" | "token_refreshes" |
+        "token_failures": count}``."""
         return self._session.stats
+
+    @property
+    def token_error(self) -> str | None:
+        """Why the last token request was refused (``HTTP 401 invalid_client``; never a secret); None once a token
+        was granted, or before any was asked."""
+        return self._session.token_error
 
     async def __aenter__(self) -> Self:
         return self

@@ -64,7 +64,11 @@ class Session:
         backoff_cap: float,
     ) -> None:
         self.unit = unit
-        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0, "token_refreshes": 0}
+        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0, "token_refreshes": 0,
+                                      "token_failures": 0}
+        self.token_error: str | None = None
+        """Why the last token request was refused (HTTP status and SFMC's error code, never a secret); None once
+        a token was granted."""
         self._http = http
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._max_attempts = max(1, max_attempts)
@@ -99,10 +103,11 @@ class Session:
         )
         if response.status_code != 200:
             error = _token_error(response)
-            raise AuthError(
-                f"token request for client {self.unit.client_id} refused: HTTP {response.status_code} {error}".rstrip()
-            )
+            self.stats["token_failures"] += 1
+            self.token_error = f"HTTP {response.status_code} {error}".rstrip()
+            raise AuthError(f"token request for client {self.unit.client_id} refused: {self.token_error}")
         self.stats["token_refreshes"] += 1
+        self.token_error = None
         log.debug("new token for tenant %s", self.unit.tenant)
         return parse_token(json_body(response), time.monotonic())
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import rocksdict
+from faust.stores import STORES
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import current_event
@@ -115,3 +116,8 @@ class Store(RocksDBStore):
             super()._del(key)
         else:
             self._db_for_partition(partition).delete(key)
+
+
+STORES.aliases["leads-rocksdb"] = "streams.tables.store:Store"
+STORE_URL = "leads-rocksdb://"
+"""The store URL of ``Store`` (registered with faust's stores when this module is imported)."""

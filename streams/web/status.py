@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,18 +39,33 @@ class Offsets:
         return max(0, self.end - max(self.committed if self.committed is not None else 0, self.earliest))
 
 
-def topic_report(offsets: Iterable[Offsets], names: Mapping[str, str]) -> dict[str, Any]:
-    """Per topic (by its short name): partitions with end, committed and lag, and their sums."""
+def topic_report(offsets: Iterable[Offsets], names: Mapping[str, str],
+                 consumed: Collection[str]) -> dict[str, Any]:
+    """Per topic (by its short name, ``names``: full → short): ``records`` held, ``end`` and the partitions
+    (earliest and end offsets); for the topics this application consumes (short names in ``consumed``) also the
+    group's committed offsets and ``lag``. A topic nothing of ours consumes has no lag to speak of."""
     report: dict[str, Any] = {}
     for item in sorted(offsets, key=lambda o: (o.topic, o.partition)):
         name = names.get(item.topic, item.topic)
-        topic = report.setdefault(name, {"topic": item.topic, "records": 0, "end": 0, "lag": 0, "partitions": []})
-        topic["partitions"].append({"partition": item.partition, "earliest": item.earliest, "end": item.end,
-                                    "committed": item.committed, "lag": item.lag})
+        mine = name in consumed
+        topic = report.setdefault(name, {"topic": item.topic, "records": 0, "end": 0, "partitions": [],
+                                         **({"lag": 0} if mine else {})})
+        partition: dict[str, Any] = {"partition": item.partition, "earliest": item.earliest, "end": item.end}
+        if mine:
+            partition.update(committed=item.committed, lag=item.lag)
+            topic["lag"] += item.lag
+        topic["partitions"].append(partition)
         topic["records"] += item.end - item.earliest
         topic["end"] += item.end
-        topic["lag"] += item.lag
     return report
+
+
+def client_options(app: faust.types.AppT, purpose: str) -> dict[str, Any]:
+    """aiokafka client options on ``app``'s broker and credentials, with client id ``{app id}-{purpose}``."""
+    conf = app.conf
+    servers = [f"{url.host}:{url.port or 9092}" for url in conf.broker]
+    return {"bootstrap_servers": servers, "client_id": f"{conf.id}-{purpose}",
+            **credentials_to_aiokafka_auth(conf.broker_credentials)}
 
 
 def worker_identity(app: faust.types.AppT) -> dict[str, Any]:
@@ -72,15 +87,9 @@ class OffsetReader:
         self._lock = asyncio.Lock()
         self._cache: tuple[float, tuple[str, ...], list[Offsets]] | None = None
 
-    def _client_options(self) -> dict[str, Any]:
-        conf = self.app.conf
-        servers = [f"{url.host}:{url.port or 9092}" for url in conf.broker]
-        return {"bootstrap_servers": servers, "client_id": f"{conf.id}-web-status",
-                **credentials_to_aiokafka_auth(conf.broker_credentials)}
-
     async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
         if self._consumer is None or self._admin is None:
-            options = self._client_options()
+            options = client_options(self.app, "web-status")
             consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **options)
             admin = AIOKafkaAdminClient(**options)
             try:

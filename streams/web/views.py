@@ -20,8 +20,10 @@ from pydantic import SecretStr
 
 from streams import metrics
 from streams.topology import Worker
+from streams.web.dead_letters import DeadLetterTail
 from streams.web.page import PAGE
-from streams.web.status import OffsetReader, topic_report, worker_identity
+from streams.web.rates import INTERVAL, RateHistory
+from streams.web.status import OffsetReader, client_options, topic_report, worker_identity
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +66,43 @@ async def local_keys(app: faust.App, table: TableT) -> tuple[list[int], list[str
     return sorted(mine), sorted(keys)
 
 
-def polls(worker: Worker) -> dict[str, Any]:
-    """Per tenant: whether this worker polled it, the last poll's start and end (epoch seconds), rows read by it
-    and in total since this process started, and its error."""
+def business_units(worker: Worker) -> dict[str, Any]:
+    """Per tenant, this process's view: rows read, click events, rows skipped, bad rows (dead-lettered by ingest),
+    rows refused by SFMC (10006) and rows marked, since it started; its last poll (start and end in epoch seconds,
+    duration in seconds, rows, error; polls are the leader's); and its SFMC token: refreshes, refusals and
+    ``state`` (``ok``, ``refused: why``, or ``not asked yet``), never the token itself."""
     report = {}
     for unit in worker.settings.business_units:
-        status = dict(worker.poller.status.get(unit.tenant) or {})
-        report[unit.tenant] = {
+        tenant = unit.tenant
+        status = dict(worker.poller.status.get(tenant) or {})
+        client = worker.connections.marketing_cloud(tenant)
+        refreshes, failures = client.stats.get("token_refreshes", 0), client.stats.get("token_failures", 0)
+        state = f"refused: {client.token_error}" if client.token_error else "ok" if refreshes else "not asked yet"
+        report[tenant] = {
+            "rows_read": metrics.total(metrics.rows_read, tenant=tenant),
+            "events": metrics.total(metrics.events_ingested, tenant=tenant),
+            "skipped": metrics.total(metrics.rows_skipped, tenant=tenant),
+            "bad": metrics.total(metrics.dead_letters, stage="ingest", tenant=tenant),
+            "refused": metrics.total(metrics.key_mismatch_fallbacks, tenant=tenant),
+            "marked": metrics.total(metrics.rows_marked, tenant=tenant),
             "polled_by_this_worker": bool(status),
             "last_poll_started": status.get("last_poll_started"),
             "last_poll_finished": status.get("last_poll_finished"),
+            "last_poll_seconds": status.get("last_poll_seconds"),
             "rows_last_poll": status.get("rows_last_poll"),
             "rows_total": status.get("rows_total", 0),
             "last_error": status.get("last_error"),
+            "token": {"refreshes": refreshes, "refusals": failures, "state": state},
         }
     return report
+
+
+def _time_arg(request: Request, name: str) -> float | None:
+    try:
+        value = request.query.get(name)
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 SFMC_CLIENT_STATS = {
@@ -86,37 +110,33 @@ SFMC_CLIENT_STATS = {
     "retries": "SFMC requests retried after a throttle, timeout or server error.",
     "throttled": "SFMC answers with HTTP 429.",
     "token_refreshes": "OAuth tokens fetched.",
+    "token_failures": "OAuth token requests SFMC refused.",
 }
 """The SFMC client's ``stats`` that ``/metrics`` serves as ``leads_sfmc_{stat}_total``, with their help text."""
 
 
 class WorkerCollector:
     """The samples of ``worker`` that are read when ``/metrics`` is scraped, not counted in ``streams.metrics``:
-    the SFMC client's stats per business unit, and this worker's polls and leadership."""
+    the SFMC client's stats per business unit, and this worker's last polls and leadership."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
     def collect(self) -> Iterator[Metric]:
-        """``leads_sfmc_{stat}_total`` per tenant, ``leads_rows_read_total`` and
-        ``leads_last_poll_finished_timestamp_seconds`` (epoch seconds) per tenant this worker polled, and
-        ``leads_worker_is_leader`` (1 or 0)."""
+        """``leads_sfmc_{stat}_total`` per tenant, ``leads_last_poll_finished_timestamp_seconds`` (epoch seconds)
+        per tenant this worker polled, and ``leads_worker_is_leader`` (1 or 0)."""
         worker = self.worker
         for stat, help_text in SFMC_CLIENT_STATS.items():
             family = CounterMetricFamily(f"leads_sfmc_{stat}_total", help_text, labels=["tenant"])
             for unit in worker.settings.business_units:
                 family.add_metric([unit.tenant], worker.connections.marketing_cloud(unit.tenant).stats.get(stat, 0))
             yield family
-        rows = CounterMetricFamily("leads_rows_read_total", "Click-log rows read by this worker's polls.",
-                                   labels=["tenant"])
         last = GaugeMetricFamily("leads_last_poll_finished_timestamp_seconds",
                                  "When this worker last finished polling a business unit (leader only).",
                                  labels=["tenant"])
         for tenant, status in sorted(worker.poller.status.items()):
-            rows.add_metric([tenant], status.get("rows_total", 0))
             if status.get("last_poll_finished"):
                 last.add_metric([tenant], status["last_poll_finished"])
-        yield rows
         yield last
         yield GaugeMetricFamily("leads_worker_is_leader", "1 on the leader worker (the one polling).",
                                 value=1 if worker_identity(worker.app)["leader"] else 0)
@@ -134,13 +154,16 @@ since prometheus_client 0.23)."""
 
 
 def register_views(worker: Worker) -> None:
-    """Add the views to ``worker.app``: ``/`` (the status page), ``/status``, ``/health``, ``/metrics``,
-    ``/entities/{kind}/{entity}`` and ``/tables/{kind}``; all but ``/`` and ``/health`` want the bearer token
-    when ``LEADS_WEB_TOKEN`` is set."""
+    """Add the views to ``worker.app``: ``/`` (the status page), ``/status``, ``/dead-letters``, ``/rates``,
+    ``/health``, ``/metrics``, ``/entities/{kind}/{entity}`` and ``/tables/{kind}``; all but ``/`` and ``/health``
+    want the bearer token when ``LEADS_WEB_TOKEN`` is set. A timer samples the rates every ``INTERVAL``
+    seconds."""
     app, token = worker.app, worker.settings.web_token
     tables = {kind: worker.tables.entities[kind] for kind in ("send", "subscriber", "email", "category")}
     topics = worker.topics.by_name()
     offsets = OffsetReader(app)
+    letters = DeadLetterTail(worker.topics.dead_letter.get_topic_name(), client_options(app, "web-dead-letters"))
+    history = RateHistory()
     scraped = CollectorRegistry()  # this worker's scrape-time samples, beside the process's metrics
     scraped.register(WorkerCollector(worker))
 
@@ -204,24 +227,51 @@ def register_views(worker: Worker) -> None:
         async def get(self, request: Request) -> Response:
             body: dict[str, Any] = {
                 "worker": worker_identity(self.app),
-                "note": "only the leader worker polls SFMC: business-unit polls are this worker's view",
-                "business_units": polls(worker),
+                "note": "counts are this worker's since it started; only the leader polls SFMC",
+                "business_units": business_units(worker),
+                "refused_rows_dropped": metrics.totals(metrics.refused_rows_dropped, "tenant"),
                 "generated_at": time.time(),
             }
+            consumed = {topics[name] for agent in app.agents.values() for name in agent.channel.topics
+                        if name in topics}
             try:
-                report = topic_report(await offsets.read(topics), topics)
+                report = topic_report(await offsets.read(topics), topics, consumed)
+                newest = (await letters.refresh()).newest_at
             except Exception as exc:  # Kafka unreachable: say so, keep the rest
                 log.warning("status: reading offsets failed: %s", type(exc).__name__)
                 body.update(topics=None, dead_letters=None, acks_pending=None,
                             kafka_error=f"{type(exc).__name__}: {exc}")
                 return self.json(body, status=200)
-            body.update(
-                topics=report,
-                dead_letters=report.get("dead-letter", {}).get("records", 0),
-                acks_pending=report.get("acks", {}).get("lag", 0),
-                refused_rows_dropped=metrics.totals(metrics.refused_rows_dropped, "tenant"),
-            )
+            report.get("dead-letter", {})["newest_at"] = newest
+            body.update(topics=report, dead_letters=report.get("dead-letter", {}).get("records", 0),
+                        acks_pending=report.get("acks", {}).get("lag", 0))
             return self.json(body)
+
+    @app.page("/dead-letters", name="dead-letters")
+    class DeadLettersView(Secured):
+        """``?stage=&tenant=&since=&until=`` (epoch seconds) filter; ``examples`` per reason (at most 20)."""
+
+        async def get(self, request: Request) -> Response:
+            try:
+                index = await letters.refresh()
+            except Exception as exc:  # Kafka unreachable
+                return self.json({"error": "Kafka unavailable", "detail": f"{type(exc).__name__}: {exc}"}, status=503)
+            query = request.query
+            body = index.report(stage=query.get("stage") or None, tenant=query.get("tenant"),
+                                since=_time_arg(request, "since"), until=_time_arg(request, "until"),
+                                examples=_int_arg(request, "examples", 5, 20))
+            return self.json({**body, "letters_read": index.letters, "behind": letters.behind,
+                              "filters": {name: query.get(name) for name in ("stage", "tenant", "since", "until")
+                                          if query.get(name)}})
+
+    @app.page("/rates", name="rates")
+    class RatesView(Secured):
+        async def get(self, request: Request) -> Response:
+            return self.json({**history.rates(), "worker": worker_identity(self.app)})
+
+    @app.timer(INTERVAL, name="rate-samples")
+    async def sample_rates() -> None:
+        history.sample(time.time())
 
     @app.page("/health", name="health")
     class HealthView(View):
@@ -244,3 +294,4 @@ def register_views(worker: Worker) -> None:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types its receivers loosely
     async def close_offsets(app_: object, **kwargs: object) -> None:
         await offsets.close()
+        await letters.close()

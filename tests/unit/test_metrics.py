@@ -31,6 +31,7 @@ FAMILIES = {  # as the parser names them: a counter's family without its ``_tota
     "leads_sfmc_retries": "counter",
     "leads_sfmc_throttled": "counter",
     "leads_sfmc_token_refreshes": "counter",
+    "leads_sfmc_token_failures": "counter",
     "leads_rows_read": "counter",
     "leads_last_poll_finished_timestamp_seconds": "gauge",
     "leads_worker_is_leader": "gauge",
@@ -41,6 +42,7 @@ async def test_metrics_view_serves_prometheus_text_with_every_family() -> None:
     tenant = "metrics-view"
     worker = build(load_settings())
     worker.poller.status[tenant] = {"rows_total": 5, "last_poll_finished": 1_780_000_000.25}
+    metrics.rows_read.labels(tenant=tenant, source="sfmc").inc(5)
     scraped = CollectorRegistry()
     scraped.register(WorkerCollector(worker))
     metrics.events_ingested.labels(tenant=tenant).inc(3)
@@ -58,7 +60,7 @@ async def test_metrics_view_serves_prometheus_text_with_every_family() -> None:
     bounds = sorted(float(sample.labels["le"]) for sample in families["leads_sfmc_call_seconds"].samples
                     if sample.name.endswith("_bucket") and sample.labels["tenant"] == tenant)
     assert bounds == [*metrics.SFMC_BUCKETS, math.inf]
-    assert samples[("leads_rows_read_total", (("tenant", tenant),))] == 5
+    assert samples[("leads_rows_read_total", (("source", "sfmc"), ("tenant", tenant)))] == 5
     assert samples[("leads_last_poll_finished_timestamp_seconds", (("tenant", tenant),))] == 1_780_000_000.25
     assert samples[("leads_worker_is_leader", ())] == 0  # not started: no assignment, so no leader
     assert not [line for line in text.splitlines() if "_created" in line]

@@ -13,8 +13,17 @@ def test_lag_counts_from_the_log_start_when_nothing_is_committed() -> None:
 
 
 def test_topic_report_sums_partitions_under_short_names() -> None:
-    report = topic_report([Offsets("p.acks", 1, 0, 5, 5), Offsets("p.acks", 0, 2, 9, 4)], {"p.acks": "acks"})
+    report = topic_report([Offsets("p.acks", 1, 0, 5, 5), Offsets("p.acks", 0, 2, 9, 4)], {"p.acks": "acks"},
+                          consumed={"acks"})
     assert report["acks"]["end"] == 14
     assert report["acks"]["records"] == 12
     assert report["acks"]["lag"] == 5
     assert [p["partition"] for p in report["acks"]["partitions"]] == [0, 1]
+
+
+def test_a_topic_nothing_consumes_has_records_and_no_lag() -> None:
+    offsets = [Offsets("p.dead-letter", 0, 0, 136, None), Offsets("p.acks", 0, 0, 9, 4)]
+    report = topic_report(offsets, {"p.dead-letter": "dead-letter", "p.acks": "acks"}, consumed={"acks"})
+    assert report["dead-letter"]["records"] == 136
+    assert "lag" not in report["dead-letter"] and "committed" not in report["dead-letter"]["partitions"][0]
+    assert report["acks"]["lag"] == 5
