@@ -24,23 +24,35 @@ from streams.topics import Pending
 class SeenRows(Protocol):
     """What ingest asks of the seen-rows table (``streams.tables.seen_rows.SeenRows``)."""
 
-    def lookup(self, key: str, now: float) -> tuple[Outcome, float] | None: ...
+    def lookup(self, key: str, now: float) -> tuple[Outcome, float] | None:
+        """``(outcome, handled at)`` of row ``key`` (epoch seconds, like ``now``); None when not remembered."""
+        ...
 
-    def record(self, handled: Mapping[str, Outcome], at: float) -> None: ...
+    def record(self, handled: Mapping[str, Outcome], at: float) -> None:
+        """Remember ``handled`` (row key → outcome) at ``at`` (epoch seconds), while its record is handled."""
+        ...
 
 
 class Outputs(Protocol):
-    """Where ingest puts what it makes (``streams.topics`` in a worker); every call returns the futures that
-    say Kafka has it."""
+    """Where ingest puts what it makes (the topics in a worker: ``streams.outputs.KafkaIngestOutputs``); every
+    call returns the futures that say Kafka has it."""
 
-    async def click_events(self, tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> Pending: ...
+    async def click_events(self, tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> Pending:
+        """Clicks (by send entity) on ``click-events``."""
+        ...
 
-    async def acks(self, tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str) -> Pending: ...
+    async def acks(self, tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str) -> Pending:
+        """Rows (their key values) to mark with ``status`` (ingest's: ``skipped``), and why."""
+        ...
 
-    async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> Pending: ...
+    async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> Pending:
+        """A row that is bad input (``RowRejected.bad``): dead-lettered, stage ``ingest``."""
+        ...
 
     async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[str],
-                              acks: dict[str, list[str]] | None = None) -> Pending: ...
+                              acks: dict[str, list[str]] | None = None) -> Pending:
+        """Requests for the ``kind`` entities ``ids`` of ``tenant`` (``acks``: send id → ack codes seen with it)."""
+        ...
 
 
 class Ingest:

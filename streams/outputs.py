@@ -24,17 +24,21 @@ class KafkaIngestOutputs:
         self.topics = topics
 
     async def click_events(self, tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> Pending:
+        """``click-events``: a ``ClickEvents`` per partition of the sends, key ``{tenant}:{partition}``."""
         return await self.topics.send_click_events(tenant, clicks)
 
     async def acks(self, tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str) -> Pending:
+        """``acks``: ``AckBatch``es of ``status`` and ``reason``, key the tenant."""
         return await self.topics.send_acks(tenant, status, rows, reason)
 
     async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> Pending:
+        """``dead-letter``: a ``DeadLetter``, stage ``ingest``, key ``{tenant}:{row ID}``, source the row."""
         return [await self.topics.send_dead_letter(f"{tenant}:{row.get('ID', '')}", DeadLetterStage.INGEST, reason,
                                                    tenant, row)]
 
     async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[str],
                               acks: dict[str, list[str]] | None = None) -> Pending:
+        """``{kind}-requests``: ``EntityRequest``s carrying ``acks``, key ``{tenant}:{kind}:{partition}``."""
         return await self.topics.request_entities(tenant, kind, ids, acks=acks)
 
 
@@ -47,13 +51,17 @@ class KafkaClickOutputs:
         self.topics = topics
 
     async def processed(self, tenant: str, rows: Sequence[dict[str, str]]) -> Pending:
+        """``acks``: ``AckBatch``es of status ``processed``, key the tenant."""
         return await self.topics.send_acks(tenant, "processed", rows)
 
     async def dead_letter(self, tenant: str, send: str, click: ClickEvent, reason: str) -> Pending:
+        """``dead-letter``: a ``DeadLetter``, stage ``write-clicks``, key ``{tenant}:{row ID}``, source: send, click."""
         return [await self.topics.send_dead_letter(f"{tenant}:{click.row_id}", DeadLetterStage.WRITE_CLICKS, reason,
                                                    tenant, {"send": send, "event": click._asdict()})]
 
     async def unwritten(self, tenant: str, rows: Sequence[dict[str, str]], at: float) -> Pending:
+        """``click-rows``: ``ClickRows`` of source ``unwritten`` read at ``at`` (epoch seconds), key
+        ``{tenant}:{partition}``."""
         return await self.topics.append_click_rows(tenant, rows, read_at=at, source=UNWRITTEN_SOURCE)
 
 
@@ -65,6 +73,7 @@ class KafkaModelOutputs:
         self.topics = topics
 
     async def dead_letter(self, snapshot: EntitySnapshot, reason: str) -> Pending:
+        """``dead-letter``: a ``DeadLetter``, stage ``write-models``, key the entity, source ``{"entity": entity}``."""
         return [await self.topics.send_dead_letter(snapshot.entity, DeadLetterStage.WRITE_MODELS, reason,
                                                    snapshot.tenant, {"entity": snapshot.entity})]
 
@@ -79,17 +88,21 @@ class KafkaResolverOutputs:
         self.topics = topics
 
     async def snapshots(self, snapshots: Sequence[EntitySnapshot]) -> Pending:
+        """``entity-changes``: ``EntityChanges`` of up to 100 snapshots each, key the first one's kind."""
         return await self.topics.publish_snapshots(snapshots)
 
     async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[int | str],
                               attempt: int = 0) -> Pending:
+        """``{kind}-requests``: ``EntityRequest``s carrying ``attempt``, key ``{tenant}:{kind}:{partition}``."""
         return await self.topics.request_entities(tenant, kind, ids, attempt=attempt)
 
     async def dead_letter(self, tenant: str, kind: EntityType, key: str, reason: str) -> Pending:
+        """``dead-letter``: a ``DeadLetter``, stage ``resolve-{kind}``, key ``key``, source ``{"entity": key}``."""
         return [await self.topics.send_dead_letter(key, DeadLetterStage(f"resolve-{kind}"), reason, tenant,
                                                    {"entity": key})]
 
     async def room(self) -> None:
+        """Sends nothing: ``producer_ebb`` on ``app`` (``RuntimeError`` when its producer buffer crashed)."""
         await producer_ebb(self.app)
 
 
@@ -102,8 +115,11 @@ class KafkaMarkingOutputs:
         self.topics = topics
 
     async def dead_letter(self, tenant: str, keys: dict[str, str], reason: str) -> Pending:
+        """``dead-letter``: a ``DeadLetter``, stage ``ack``, key ``{tenant}:{row ID}``, source ``{"keys": keys}``."""
         return [await self.topics.send_dead_letter(f"{tenant}:{keys.get('ID', '')}", DeadLetterStage.ACK, reason,
                                                    tenant, {"keys": keys})]
 
     async def refused(self, tenant: str, rows: list[dict[str, str]], at: float) -> Pending:
+        """``click-rows``: ``ClickRows`` of source ``refused`` read at ``at`` (epoch seconds), key
+        ``{tenant}:{partition}``."""
         return await self.topics.append_click_rows(tenant, rows, read_at=at, source=REFUSED_SOURCE)

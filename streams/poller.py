@@ -41,8 +41,8 @@ class PollState:
         self.last_sweep = -math.inf
 
     def since(self, now: float) -> datetime:
-        """Where the poll at ``now`` (epoch seconds) reads from: the lookback's start on a sweep, else the
-        overlap before the newest click seen."""
+        """Where the poll at ``now`` (epoch seconds) reads from, a UTC datetime: the lookback's start on a sweep,
+        else ``poll_overlap_seconds`` before the newest click seen (never before the lookback's start)."""
         settings = self.settings
         floor = datetime.fromtimestamp(now - settings.lookback_seconds, UTC)
         if self.newest is None or now - self.last_sweep >= settings.reack_after_seconds:
@@ -52,7 +52,8 @@ class PollState:
         return max(floor, self.newest - timedelta(seconds=settings.poll_overlap_seconds))
 
     def new(self, rows: list[dict[str, str]], now: float) -> list[dict[str, str]]:
-        """The rows not appended lately; notes the newest click time."""
+        """The rows not appended within ``reack_after_seconds`` before ``now`` (epoch seconds), noted as appended
+        at ``now``; notes the newest click time (``EventDate``) too."""
         fresh = []
         appended = self.appended
         for row in rows:
@@ -81,13 +82,14 @@ class Poller:
         self._state = {unit.tenant: PollState(unit.tenant, settings) for unit in settings.business_units}
 
     def due(self, tenant: str, now: float) -> bool:
-        """Whether ``poll_interval`` seconds have passed since the tenant's last poll finished."""
+        """Whether ``poll_interval`` seconds have passed by ``now`` (epoch seconds) since the tenant's last poll
+        finished (or it never polled)."""
         finished = self.status.get(tenant, {}).get("last_poll_finished", 0.0)
         return bool(now - finished >= self.settings.poll_interval)
 
     async def poll(self, tenant: str) -> int:
-        """Read the ready rows (see ``PollState``) and append new ones to ``click-rows``; return rows read. An SFMC
-        failure ends the poll (logged, and kept in ``status``); rows already appended stay appended."""
+        """Read the ready rows (see ``PollState``) and append new ones to ``click-rows``; return rows read, new or
+        not. An SFMC failure ends the poll (logged, and kept in ``status``); rows already appended stay appended."""
         status = self.status.setdefault(tenant, {"rows_total": 0})
         status["last_poll_started"] = now = time.time()
         state = self._state[tenant]

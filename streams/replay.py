@@ -37,6 +37,7 @@ from streams.topics import Topics
 
 R = TypeVar("R", bound=faust.Record)
 Progress = Callable[[str, int, int, float], None]
+"""``progress(topic, records written so far, records in the range, seconds since the topic's replay started)``."""
 
 
 async def _ranges(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
@@ -53,8 +54,9 @@ async def _ranges(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
 async def replay_topic(settings: Settings, topic: str, record: type[R],
                        write: Callable[[Sequence[R]], Awaitable[None]], *, since: datetime | None, batch: int,
                        progress: Progress) -> int:
-    """Write every record of ``topic`` in the range through ``write``, ``batch`` records at most a call; return
-    how many were written."""
+    """Write every record of ``topic`` from ``since`` (else the beginning) to its end as the call starts through
+    ``write``, ``batch`` records at most a call, calling ``progress`` after each; return how many were written
+    (0 when the topic does not exist)."""
     partitions = await topic_partitions(settings, topic)
     if not partitions:
         return 0
@@ -131,6 +133,7 @@ class Requeued:
 
     @property
     def start(self) -> int:
+        """The offset to commit, where the next run reads from: the first skipped letter's, else ``end``."""
         return self.skipped[0][0] if self.skipped else self.end
 
     def due(self, offset: int) -> bool:
@@ -171,6 +174,8 @@ class Skips:
         self.open = False
 
     def note(self, offset: int, skipped: bool) -> None:
+        """Note whether the stage's letter at ``offset`` (the next, in order) was skipped: skipped letters with
+        none of the stage requeued between them share one range."""
         if skipped and self.open:
             self.ranges[-1] = (self.ranges[-1][0], offset)
         elif skipped:
@@ -211,6 +216,7 @@ class Requeue:
         return False
 
     def skip(self, stage: str, reason: str) -> None:
+        """Count a letter of ``stage`` (any name, ``unknown`` too) as skipped for ``reason``."""
         self.skipped[stage][reason] += 1
 
     def _gather(self, stage: DeadLetterStage, tenant: str, source: dict[str, Any]) -> None:

@@ -62,13 +62,21 @@ class Client(Protocol):
     the records found among ``ids`` (ids SFMC does not know are left out); each raises ``MarketingCloudError``
     when SFMC fails."""
 
-    async def sends(self, ids: Iterable[int | str]) -> list[Send]: ...
+    async def sends(self, ids: Iterable[int | str]) -> list[Send]:
+        """The sends of ``ids`` that SFMC returns."""
+        ...
 
-    async def subscribers(self, ids: Iterable[int | str]) -> list[Subscriber]: ...
+    async def subscribers(self, ids: Iterable[int | str]) -> list[Subscriber]:
+        """The subscribers of ``ids`` that SFMC returns."""
+        ...
 
-    async def emails(self, ids: Iterable[int | str]) -> list[Email]: ...
+    async def emails(self, ids: Iterable[int | str]) -> list[Email]:
+        """The emails of ``ids`` that SFMC returns (Content Builder assets by legacy id, else classic emails)."""
+        ...
 
-    async def folders(self, ids: Iterable[int | str]) -> list[DataFolder]: ...
+    async def folders(self, ids: Iterable[int | str]) -> list[DataFolder]:
+        """The data folders (email categories) of ``ids`` that SFMC returns."""
+        ...
 
 
 Fetch = Callable[[Client, list[str]], Awaitable[Sequence[Any]]]
@@ -275,14 +283,19 @@ class SendResolver(Resolver):
         return self.acks.get(key) or []
 
     async def publish(self, snapshots: list[EntitySnapshot]) -> tuple[dict[str, EntitySnapshot], Pending]:
+        """``Resolver.publish``, each snapshot carrying the send's known ack codes (``acks``)."""
         return await super().publish([snapshot.derive(acks=self.ack_codes(snapshot.entity)) for snapshot in snapshots])
 
     async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
+        """Request the sends' emails (``Send.email_id``, where set); returns the requests' futures."""
         return await self.outputs.entity_requests(tenant, "email", {r.email_id for r in records if r.email_id})
 
 
 class EmailResolver(Resolver):
+    """Emails also request their categories (``Email.category_id``)."""
+
     async def after_fetch(self, tenant: str, records: list[Any]) -> Pending:
+        """Request the emails' categories (``Email.category_id``, where set); returns the requests' futures."""
         return await self.outputs.entity_requests(tenant, "category",
                                                   {r.category_id for r in records if r.category_id})
 
@@ -291,6 +304,8 @@ class CategoryResolver(Resolver):
     """Folders are fetched with their parents up to the root, so each snapshot carries its full path."""
 
     async def fetch_and_store(self, tenant: str, attempts: Mapping[str, int]) -> None:
+        """``Resolver.fetch_and_store``, then the tenant's missing parent folders, level by level up to the root;
+        each is asked at its last attempt, so a parent SFMC does not return is dead-lettered at once."""
         await super().fetch_and_store(tenant, attempts)
         await self._fetch_parents(tenant)
 

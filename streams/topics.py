@@ -86,7 +86,7 @@ class Topics:
         return partition_of(entity(tenant, "send", job_id), self.partitions)
 
     def request_partitions(self, kind: EntityType) -> int:
-        """The partitions of the kind's request topic (and of its tables)."""
+        """How many partitions the kind's request topic (and its tables) has."""
         return self.requests[kind].partitions or self.partitions
 
     async def append_click_rows(self, tenant: str, rows: Iterable[dict[str, str]], *, read_at: float,

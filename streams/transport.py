@@ -17,7 +17,11 @@ from faust.types import TP
 
 
 class Consumer(aiokafka.Consumer):
+    """faust's aiokafka consumer, seeking a stream partition with nothing committed to its beginning."""
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every partition to its committed offset, as faust does, then each stream-topic partition whose
+        committed offset is none or 0 to its beginning; returns faust's ``{partition: committed offset}``."""
         committed = await super().seek_to_committed()
         # changelog partitions are read by table recovery from their own offsets; only stream topics ack
         uncommitted = [tp for tp, offset in committed.items()
@@ -28,4 +32,6 @@ class Consumer(aiokafka.Consumer):
 
 
 class Transport(aiokafka.Transport):
+    """faust's aiokafka transport with our ``Consumer``."""
+
     Consumer = Consumer

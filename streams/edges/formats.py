@@ -30,6 +30,8 @@ class MessageRejected(ValueError):
 
 @dataclass(frozen=True)
 class Message:
+    """A bridged (or acks-queue) message as read: a configured tenant and its rows, every value a string."""
+
     tenant: str
     rows: list[dict[str, str]]
 
@@ -66,7 +68,8 @@ def parse_message(body: bytes | str, tenants: Collection[str]) -> Message:
 
 def read_message(data: Any, tenants: Collection[str]) -> Message:
     """A decoded message, ``{"tenant": ..., "rows": [...]}`` or ``{"tenant": ..., "row": {...}}``, checked as
-    ``parse_message`` checks it: rows of string values (SFMC's spelling), a configured tenant."""
+    ``parse_message`` checks it: 1 to ``MAX_ROWS_PER_MESSAGE`` rows of string values (numbers, booleans and
+    null spelt as SFMC does), a configured tenant; ``MessageRejected`` otherwise."""
     if not isinstance(data, dict):
         raise MessageRejected("not a JSON object")
     tenant = data.get("tenant")
@@ -112,7 +115,7 @@ def parse_all(items: Iterable[tuple[bytes | str, dict[str, Any]]], tenants: Coll
 
 
 def preview(body: bytes | str, limit: int = 2000) -> str:
-    """The start of a message body for a dead letter (bounded, always text)."""
+    """The start of a message body for a dead letter, as text: at most ``limit`` characters, then ``…``."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -131,13 +134,15 @@ ACK_ROWS_PER_MESSAGE = 50
 
 
 def ack_messages(tenant: str, status: str, rows: Sequence[dict[str, str]], reason: str = "") -> list[bytes]:
-    """The bodies that carry ``rows`` (their key values) on the acks queue, at most 50 rows each."""
+    """The JSON bodies (``{tenant, status, reason, rows}``) that carry ``rows`` (their key values) on the acks
+    queue, at most ``ACK_ROWS_PER_MESSAGE`` (50) rows each."""
     return [orjson.dumps({"tenant": tenant, "status": status, "reason": reason, "rows": list(chunk)})
             for chunk in chunks(rows, ACK_ROWS_PER_MESSAGE)]
 
 
 def parse_ack_message(body: bytes | str, tenants: Collection[str]) -> Message:
-    """An acks-queue message: the same shape as an ingress message (``tenant``, ``rows``); rows need an ID."""
+    """An acks-queue message: the same shape as an ingress message (``tenant``, ``rows``); rows need an ID.
+    Raises ``MessageRejected`` as ``parse_message`` does, and for a row without one."""
     message = parse_message(body, tenants)
     if not all((row.get("ID") or "").strip() for row in message.rows):
         raise MessageRejected("a row has no ID", message.tenant)

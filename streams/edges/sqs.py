@@ -26,8 +26,9 @@ async def queue_url(sqs: Any, name_or_url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def keep_visible(sqs: Any, url: str, messages: Sequence[dict[str, Any]], timeout: int) -> AsyncIterator[None]:
-    """While the block runs, push the messages' visibility timeout out again every half timeout, so a
-    slow step (Kafka or SFMC unavailable) does not hand them to another consumer meanwhile."""
+    """While the block runs, push the messages' visibility timeout out to ``timeout`` seconds again every
+    ``timeout / 2`` seconds, so a slow step (Kafka or SFMC unavailable) does not hand them to another consumer
+    meanwhile; a failed extension is logged, not raised."""
 
     async def extend() -> None:
         while True:
@@ -50,8 +51,8 @@ async def keep_visible(sqs: Any, url: str, messages: Sequence[dict[str, Any]], t
 
 
 async def receive(sqs: Any, url: str, wait_seconds: int, visibility_timeout: int) -> list[dict[str, Any]]:
-    """One long poll of up to ``wait_seconds``: up to 10 messages (SQS ``Messages``), hidden from other consumers
-    for ``visibility_timeout`` seconds; none when the wait ends first."""
+    """One long poll of up to ``wait_seconds`` seconds: up to 10 messages (SQS ``Messages``), hidden from other
+    consumers for ``visibility_timeout`` seconds; none when the wait ends first."""
     reply = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=SQS_BATCH, WaitTimeSeconds=wait_seconds,
                                       VisibilityTimeout=visibility_timeout)
     messages: list[dict[str, Any]] = reply.get("Messages", [])
@@ -71,8 +72,9 @@ async def delete_messages(sqs: Any, url: str, messages: Sequence[dict[str, Any]]
 
 
 async def send_messages(sqs: Any, url: str, bodies: Sequence[bytes], attempts: int = 5) -> list[tuple[bytes, str]]:
-    """SendMessageBatch, 10 entries a call; failed entries are retried (with backoff) up to ``attempts``
-    times, except sender faults, which cannot succeed. Returns the bodies that never went, with why."""
+    """SendMessageBatch, 10 entries a call; failed entries are sent again (after 0.5 s, doubling to 10 s) for
+    ``attempts`` sends in all, except sender faults, which cannot succeed. Returns the bodies that never went,
+    with why (``{Code}: {Message}``); raises what the SQS client raises."""
     lost: list[tuple[bytes, str]] = []
     for batch in chunks(bodies, SQS_BATCH):
         pending = dict(enumerate(batch))

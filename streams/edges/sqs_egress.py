@@ -52,9 +52,9 @@ class AckQueue:
         return sqs, await queue_url(sqs, self.name_or_url)
 
     async def publish(self, batch: list[AckBatch], outputs: Outputs) -> None:
-        """Send the rows of ``batch`` to the acks queue; retry until SQS takes them (holding the partition,
-        as the SFMC acker does). The rows of a message SQS refuses for good are dead-lettered (``outputs``, one
-        letter a row, as the SFMC acker dead-letters a row SFMC refuses)."""
+        """Send the rows of ``batch`` to the acks queue; retry until SQS takes them (1 s doubling to 60 s between
+        tries, holding the partition, as the SFMC acker does). The rows of a message SQS refuses for good are
+        dead-lettered (``outputs``, one letter a row, as the SFMC acker dead-letters a row SFMC refuses)."""
         bodies = ack_bodies(batch)
 
         async def publish() -> list[tuple[bytes, str]]:

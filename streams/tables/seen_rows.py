@@ -84,6 +84,7 @@ class RowIndex:
         self._rows = {code: packed for code, packed in self._rows.items() if packed > cutoff}
 
     def clear(self) -> None:
+        """Forget every row."""
         self._rows = {}
 
 
@@ -113,8 +114,10 @@ class SeenRows(faust.Table):
         return Outcome(found[0]), found[1]
 
     def record(self, handled: Mapping[str, Outcome], at: float) -> None:
-        """Remember the rows of the ``click-rows`` record being handled (one changelog record, keyed by the
-        record's position, so handling it again overwrites)."""
+        """Remember ``handled`` (row key → outcome), the rows of the ``click-rows`` record being handled, at
+        ``at`` (epoch seconds): one changelog record, keyed by the record's position (``{partition}:{offset}``),
+        so handling it again overwrites. Raises ``RuntimeError`` when no record is being handled (no current
+        event)."""
         event = faust.current_event()
         if event is None:
             raise RuntimeError("rows are recorded while a click-rows record is handled")
@@ -129,13 +132,16 @@ class SeenRows(faust.Table):
             put(key, outcome, at)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        """After faust's recovery, rebuild the index from the table's entries, oldest first: a row's latest
+        handling wins."""
         await super().on_recovery_completed(active_tps, standby_tps)
         self._index.clear()
         for entry in sorted(self.data.values(), key=lambda entry: entry["at"]):  # the latest handling wins
             self._add(entry["rows"].items(), entry["at"])
 
     def expire(self, now: float) -> None:
-        """Forget what was handled more than the TTL ago (in memory; the changelog expires by itself)."""
+        """Forget what was handled ``ttl`` seconds or more before ``now`` (epoch seconds), in memory; the
+        changelog expires by itself."""
         old = [key for key, entry in self.data.items() if now - entry["at"] >= self.ttl]
         for key in old:
             del self.data[key]

@@ -54,6 +54,9 @@ class SharedMemoryOptions(RocksDBOptions):
     the process's shared budgets."""
 
     def as_options(self) -> rocksdict.Options:
+        """faust's rocksdict options, charging the shared write buffer manager and reading through a block-based
+        table (bloom filter, binary-search index) on the shared block cache; the budgets default to
+        ``DEFAULT_WRITE_BUFFER_MB`` and ``DEFAULT_BLOCK_CACHE_MB`` when none were set."""
         options: rocksdict.Options = super().as_options()
         if not _budgets:
             set_memory_budgets(DEFAULT_WRITE_BUFFER_MB, DEFAULT_BLOCK_CACHE_MB)
@@ -68,7 +71,9 @@ class SharedMemoryOptions(RocksDBOptions):
 
 class Store(RocksDBStore):
     """faust's RocksDB store with each key in the database of its changelog partition, on the shared memory
-    budgets."""
+    budgets. Raises ``RuntimeError`` unless faust's store uses the rocksdict driver, and for a write to a table
+    that does not decide its keys' partitions (not keyed, several partitions) outside an event or with
+    ``use_partitioner``."""
 
     def __init__(self, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, options={**OPTIONS, **(options or {})}, **kwargs)

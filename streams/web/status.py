@@ -20,7 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 CACHE_SECONDS = 2.0
+"""Seconds a read's offsets are reused for the same topics."""
 TIMEOUT_SECONDS = 10.0
+"""Seconds a read of the broker may take before it fails."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def worker_identity(app: faust.types.AppT) -> dict[str, Any]:
 
 
 class OffsetReader:
-    """Reads offsets of a set of topics for one consumer group."""
+    """Reads offsets of a set of topics for ``app``'s consumer group (``conf.id``), with clients on the app's
+    broker and credentials."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
@@ -103,6 +106,9 @@ class OffsetReader:
         return self._consumer, self._admin
 
     async def read(self, topics: Iterable[str]) -> list[Offsets]:
+        """The ``Offsets`` of every partition of ``topics`` (a missing topic has none), each topic's in order; the
+        same list again when asked for the same topics within ``CACHE_SECONDS``. Raises ``TimeoutError`` after
+        ``TIMEOUT_SECONDS``, or what aiokafka raises, having closed the clients (the next read reopens them)."""
         wanted = tuple(sorted(set(topics)))
         async with self._lock:
             cached = self._cache
@@ -134,6 +140,7 @@ class OffsetReader:
         return result
 
     async def close(self) -> None:
+        """Close the consumer and admin client opened so far and drop the cached offsets."""
         consumer, admin, self._consumer, self._admin, self._cache = self._consumer, self._admin, None, None, None
         if consumer is not None:
             await consumer.stop()
