@@ -1,5 +1,5 @@
 """Operator commands on a built app (``register_commands``): ``summary``, ``replay``, ``replay-dead-letters``,
-``adopt`` and ``mark-from-queue``. Each takes its settings, connections and topics from the ``Worker`` that
+``adopt``, ``status`` and ``mark-from-queue``. Each takes its settings, connections and topics from the ``Worker`` that
 ``streams.topology.wire`` built on the same app."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+import httpx
 import orjson
 from faust.cli import option
 
@@ -23,6 +24,7 @@ from streams.mongo import ensure_indexes
 from streams.outputs import KafkaMarkingOutputs
 from streams.topic_records import ClickEvents, DeadLetterStage
 from streams.topology import Worker
+from streams.web import terminal
 
 COLLECTIONS = ("identities", "email-categories", "email-deployments", "email-sends", "email-send-urls",
                "event-email-clicks", "processed-events")
@@ -113,6 +115,22 @@ def register_commands(worker: Worker) -> None:
         counts = await adoption.adopt(db, settings.legacy_tenant, batch=batch, progress=_print_adoption)
         print(orjson.dumps({"adopted": {name: vars(count) for name, count in counts.items()},
                             "tenant": settings.legacy_tenant, "database": settings.mongo_database}).decode())
+
+    @app.command(
+        option("--url", default=None,
+               help="The worker's web address (default: this machine's worker, LEADS_WEB_HOST and LEADS_WEB_PORT)."),
+        option("--json", "as_json", is_flag=True, default=False, help="Print one JSON document instead of tables."),
+    )
+    async def status(self: Any, url: str | None, as_json: bool) -> None:
+        """Show a worker's status: business units, rates, topics and the dead letters grouped by stage and reason,
+        with the command that requeues them. The token is LEADS_WEB_TOKEN's, when set."""
+        host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+        token = settings.web_token.get_secret_value() if settings.web_token else None
+        try:
+            replies = await terminal.fetch(url or f"http://{host}:{settings.web_port}", token)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"the worker did not answer: {exc}") from None
+        print(orjson.dumps(replies, option=orjson.OPT_INDENT_2).decode() if as_json else terminal.render(replies))
 
     @app.command(
         option("--until-empty", is_flag=True, default=False, help="Stop when a receive finds the queue empty."),

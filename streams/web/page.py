@@ -1,8 +1,9 @@
 """The status page served at ``GET /``: one static HTML document, inline CSS and JS, no external assets.
 
-It holds no data: its script fetches ``/status`` and ``/entities/{kind}/{entity}`` with the bearer token
-typed into its token field (kept in sessionStorage). A fragment pre-fills the fields and runs a lookup:
-``/#token=…&kind=send&id=mc.ien.send*607105`` (the fragment never reaches the server).
+It holds no data: its script fetches ``/status``, ``/dead-letters``, ``/rates`` and ``/entities/{kind}/{entity}``
+with the bearer token typed into its token field (kept in sessionStorage), and draws the rates as inline SVG
+charts itself. A fragment pre-fills the fields and runs a lookup: ``/#token=…&kind=send&id=mc.ien.send*607105``
+(the fragment never reaches the server); ``stage``, ``tenant`` and ``minutes`` in it filter the dead letters.
 """
 
 PAGE = """<!doctype html>
@@ -21,6 +22,12 @@ PAGE = """<!doctype html>
   pre { background: #f5f5f5; padding: .6rem; overflow: auto; max-height: 30rem; }
   form { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
   input[type=text], input[type=password] { width: 22rem; }
+  #charts { display: flex; flex-wrap: wrap; gap: 1rem; }
+  figure { margin: 0; } figcaption { font-size: 12px; color: #555; }
+  svg.chart { width: 15rem; height: 4rem; background: #fafafa; border: 1px solid #ddd; }
+  svg.chart polyline { fill: none; stroke: #1f6fb2; stroke-width: 1.5; }
+  code { background: #f0f0f0; padding: 0 .3rem; } td.reason { text-align: left; max-width: 30rem; }
+  td.examples { text-align: left; font-size: 12px; color: #444; }
 </style>
 </head>
 <body>
@@ -34,13 +41,28 @@ PAGE = """<!doctype html>
 <div id="status-state" class="muted">loading…</div>
 <div id="status">
   <p id="summary"></p>
+  <h3>Rates, per second (this worker, last 15 minutes)</h3>
+  <div id="charts"></div>
   <h3>Business units</h3>
-  <table id="units"><thead><tr><th>tenant</th><th>last poll finished</th><th>rows last poll</th>
-    <th>rows total</th><th>last error</th></tr></thead><tbody></tbody></table>
+  <table id="units"><thead><tr><th>tenant</th><th>rows read</th><th>events</th><th>skipped</th><th>bad</th>
+    <th>refused (10006)</th><th>marked</th><th>last poll finished</th><th>took (s)</th><th>last error</th>
+    <th>SFMC token</th></tr></thead><tbody></tbody></table>
   <h3>Topics</h3>
-  <table id="topics"><thead><tr><th>topic</th><th>end</th><th>lag</th><th>partitions (end/committed)</th>
-    </tr></thead><tbody></tbody></table>
+  <table id="topics"><thead><tr><th>topic</th><th>records</th><th>lag</th><th>newest letter</th>
+    <th>partitions (end/committed)</th></tr></thead><tbody></tbody></table>
 </div>
+
+<h2>Dead letters</h2>
+<form id="letter-filter" onsubmit="return false">
+  <label>stage <input id="letter-stage" type="text" style="width:9rem" placeholder="any"></label>
+  <label>tenant <input id="letter-tenant" type="text" style="width:7rem" placeholder="any"></label>
+  <label>last <input id="letter-minutes" type="text" style="width:4rem" placeholder="all"> minutes</label>
+  <button id="letter-apply" type="button">Filter</button>
+</form>
+<div id="letters-state" class="muted"></div>
+<p id="letters-summary"></p>
+<table id="letters"><thead><tr><th>stage</th><th>reason</th><th>letters</th><th>tenants</th><th>newest</th>
+  <th>newest examples</th><th>requeue with</th></tr></thead><tbody></tbody></table>
 
 <h2>Look up an entity</h2>
 <form id="lookup">
@@ -76,10 +98,88 @@ function row(table, cells) {
   const tr = document.createElement("tr");
   for (const cell of cells) {
     const td = document.createElement("td");
-    td.textContent = cell === null || cell === undefined ? "" : String(cell);
+    if (cell instanceof Node) td.appendChild(cell);
+    else td.textContent = cell === null || cell === undefined ? "" : String(cell);
     tr.appendChild(td);
   }
   table.querySelector("tbody").appendChild(tr);
+  return tr;
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function chart(name, points, window) {
+  const figure = element("figure");
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 300 80");
+  svg.setAttribute("preserveAspectRatio", "none");
+  const values = points.map((p) => p[1]);
+  const peak = Math.max(0, ...values);
+  const end = points.length ? points[points.length - 1][0] : 0;
+  svg.setAttribute("data-series", name);
+  svg.setAttribute("data-max", String(peak));
+  svg.setAttribute("data-points", String(points.length));
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", points.map(([t, v]) =>
+    (300 - (end - t) / window * 300).toFixed(1) + "," + (78 - (peak ? v / peak * 74 : 0)).toFixed(1)).join(" "));
+  svg.appendChild(line);
+  const now = values.length ? values[values.length - 1] : 0;
+  const fmt = (v) => v >= 100 ? v.toFixed(0) : v.toFixed(2);
+  figure.appendChild(svg);
+  figure.appendChild(element("figcaption", name + ": now " + fmt(now) + "/s, peak " + fmt(peak) + "/s"));
+  return figure;
+}
+
+async function refreshRates() {
+  const { status, body } = await getJson("/rates");
+  if (status !== 200) return;
+  const charts = $("charts");
+  charts.textContent = "";
+  for (const [name, points] of Object.entries(body.series || {})) charts.appendChild(chart(name, points, body.window));
+}
+
+function letterQuery() {
+  const query = new URLSearchParams();
+  const stage = $("letter-stage").value.trim(), tenant = $("letter-tenant").value.trim();
+  const minutes = parseFloat($("letter-minutes").value);
+  if (stage) query.set("stage", stage);
+  if (tenant) query.set("tenant", tenant);
+  if (minutes > 0) query.set("since", String(Date.now() / 1000 - minutes * 60));
+  return query.toString();
+}
+
+async function refreshLetters() {
+  const state = $("letters-state");
+  const { status, body } = await getJson("/dead-letters?" + letterQuery());
+  if (status !== 200) {
+    state.className = "error";
+    state.textContent = "dead letters: HTTP " + status + (body && body.error ? " (" + body.error + ")" : "");
+    return;
+  }
+  state.className = "muted";
+  state.textContent = body.behind ? "read " + body.letters_read + " letters so far, " + body.behind + " to go" : "";
+  $("letters-summary").textContent = "dead letters: " + body.total + " · newest " + when(body.newest_at);
+  $("letters").querySelector("tbody").textContent = "";
+  for (const stage of body.stages || []) {
+    for (const reason of stage.reasons) {
+      const examples = reason.examples.map((e) => [e.key, e.tenant, when(e.at),
+        e.keys ? "JobID " + e.keys.JobID + " SubscriberID " + e.keys.SubscriberID : (e.entity || e.send || e.queue
+          || e.stream || "")].filter(Boolean).join(" · ")).join("\n");
+      const tenants = Object.entries(reason.tenants).map(([t, n]) => (t || "-") + ": " + n).join(", ");
+      const tr = row($("letters"), [stage.stage, reason.reason, reason.count, tenants, when(reason.last_at),
+        element("span", examples), element("code", stage.requeue, "requeue")]);
+      tr.children[1].className = "reason";
+      tr.children[5].className = "examples";
+      tr.children[5].style.whiteSpace = "pre-line";
+    }
+  }
 }
 
 async function refreshStatus() {
@@ -96,11 +196,14 @@ async function refreshStatus() {
     $("summary").textContent = "dead letters: " + body.dead_letters + " · acks pending: " + body.acks_pending
       + " · answered by " + worker.url + (worker.leader ? " (leader)" : " (not the leader: polls are the leader's)");
     for (const [tenant, unit] of Object.entries(body.business_units || {})) {
-      row($("units"), [tenant, when(unit.last_poll_finished), unit.rows_last_poll, unit.rows_total, unit.last_error]);
+      row($("units"), [tenant, unit.rows_read, unit.events, unit.skipped, unit.bad, unit.refused, unit.marked,
+        when(unit.last_poll_finished), unit.last_poll_seconds, unit.last_error, (unit.token || {}).state]);
     }
     for (const [name, topic] of Object.entries(body.topics || {})) {
       const parts = topic.partitions.map((p) => p.partition + ": " + p.end + "/" + (p.committed ?? "-")).join(", ");
-      row($("topics"), [name, topic.end, topic.lag, parts]);
+      const consumed = topic.lag !== undefined;
+      row($("topics"), [name, topic.records, consumed ? topic.lag : "not consumed",
+        consumed ? "" : when(topic.newest_at), parts]);
     }
     state.className = body.kafka_error ? "error" : "muted";
     state.textContent = body.kafka_error ? "Kafka: " + body.kafka_error : "updated " + when(body.generated_at);
@@ -137,12 +240,24 @@ $("token").value = fragment.get("token") || sessionStorage.getItem("leads-token"
 if (fragment.get("kind")) $("kind").value = fragment.get("kind");
 if (fragment.get("id")) $("entity").value = fragment.get("id");
 if (fragment.get("tenant")) $("tenant").value = fragment.get("tenant");
+if (fragment.get("stage")) $("letter-stage").value = fragment.get("stage");
+if (fragment.get("letter-tenant")) $("letter-tenant").value = fragment.get("letter-tenant");
+if (fragment.get("minutes")) $("letter-minutes").value = fragment.get("minutes");
 if (fragment.has("token")) history.replaceState(null, "", location.pathname);
-$("refresh").addEventListener("click", refreshStatus);
+async function refreshAll() {
+  await refreshStatus();
+  try {
+    await Promise.all([refreshRates(), refreshLetters()]);
+  } catch (e) {
+    $("letters-state").textContent = String(e);
+  }
+}
+$("refresh").addEventListener("click", refreshAll);
+$("letter-apply").addEventListener("click", refreshLetters);
 $("lookup").addEventListener("submit", lookup);
-refreshStatus();
+refreshAll();
 if ($("entity").value) lookup();
-setInterval(refreshStatus, 15000);
+setInterval(refreshAll, 15000);
 </script>
 </body>
 </html>
