@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from pymongo import MongoClient
 
 from sfmc_emulator import Config, EmulatorThread
+from streams.clicks import RowRejected, parse_row
 from tests.pipeline.harness import Worker, _free_port, unique_prefix, wait_until, worker_env
 
 FIXTURE = Path(__file__).parents[1] / "marketing_cloud" / "fixture.json"
@@ -135,7 +137,8 @@ def test_health_needs_no_token(cluster: Cluster) -> None:
         assert reply.json()["status"] == "ok"
 
 
-@pytest.mark.parametrize("path", ["/status", "/metrics", "/tables/send", "/entities/send/mc.ien.send*607105"])
+@pytest.mark.parametrize("path", ["/status", "/metrics", "/dead-letters", "/rates", "/tables/send",
+                                  "/entities/send/mc.ien.send*607105"])
 def test_token_is_required(cluster: Cluster, path: str) -> None:
     url = cluster.urls[0]
     assert cluster.get(url, path, token=None).status_code == 401
@@ -193,6 +196,105 @@ def test_table_keys_are_paged(cluster: Cluster) -> None:
         assert "this worker" in page["scope"]
 
 
+def bad_row(tenant: str) -> dict[str, str]:
+    """The fixture's one row of ``tenant`` that ingest dead-letters."""
+    dataset = json.loads(FIXTURE.read_text())
+    unit = next(unit for unit in dataset["units"] if unit["tenant"] == tenant)
+    bad = []
+    for row in unit["rows"]:
+        try:
+            parse_row(tenant, row, frozenset(unit.get("skip_job_ids", [])))
+        except RowRejected as exc:
+            if exc.bad:
+                bad.append(row)
+    (row,) = bad
+    return dict(row)
+
+
+def letters(cluster: Cluster, url: str, query: str = "") -> dict[str, Any]:
+    return dict(cluster.get(url, f"/dead-letters{query}").json())
+
+
+def test_dead_letters_are_grouped_with_their_requeue_command_and_no_row_fields(cluster: Cluster) -> None:
+    row = bad_row("ien")
+    for url in cluster.urls:  # each worker reads the whole topic, whoever wrote the letter
+        wait_until(lambda url=url: letters(cluster, url)["total"] >= 1, 60, "the bad row's dead letter",
+                   cluster.workers)
+        answer = letters(cluster, url)
+        records = cluster.get(url, "/status").json()["topics"]["dead-letter"]["records"]
+        assert answer["total"] == records == 1 and answer["behind"] == 0
+        (stage,) = answer["stages"]
+        assert (stage["stage"], stage["count"]) == ("ingest", 1)
+        assert stage["requeue"] == "leads-sync replay-dead-letters --stage ingest"
+        (reason,) = stage["reasons"]
+        assert reason["tenants"] == {"ien": 1} and reason["reason"]
+        (example,) = reason["examples"]
+        assert example["key"] == f"ien:{row['ID']}" and example["keys"]["JobID"] == row["JobID"]
+        assert example["at"] == reason["last_at"] == answer["newest_at"] > 0
+        assert set(example) == {"key", "tenant", "at", "keys"}  # no LinkContent, no other field of the row
+        assert letters(cluster, url, "?stage=ack")["total"] == 0
+        assert letters(cluster, url, "?tenant=acme")["total"] == 0
+        assert letters(cluster, url, f"?since={time.time() + 120}")["total"] == 0
+        assert letters(cluster, url, f"?stage=ingest&tenant=ien&since={example['at'] - 60}")["total"] == 1
+
+
+def test_lag_only_for_the_topics_the_application_consumes(cluster: Cluster) -> None:
+    for url in cluster.urls:
+        topics = cluster.get(url, "/status").json()["topics"]
+        assert "lag" not in topics["dead-letter"] and topics["dead-letter"]["newest_at"] > 0
+        assert all("committed" not in partition for partition in topics["dead-letter"]["partitions"])
+        for name in ("click-rows", "click-events", "acks", "entity-changes", "send-requests"):
+            assert "lag" in topics[name], name
+
+
+def leader_url(cluster: Cluster) -> str:
+    return next(url for url in cluster.urls if cluster.get(url, "/status").json()["worker"]["leader"])
+
+
+def rates_moved(cluster: Cluster, url: str) -> bool:
+    series = cluster.get(url, "/rates").json()["series"]
+    return all(any(value > 0 for _, value in series[name]) for name in ("rows read", "events", "SFMC calls"))
+
+
+def test_rates_show_the_run(cluster: Cluster) -> None:
+    url = leader_url(cluster)
+    wait_until(lambda: rates_moved(cluster, url), 90, "non-zero rates of rows read, events and SFMC calls",
+               cluster.workers)
+    answer = cluster.get(url, "/rates").json()
+    assert answer["interval"] == 10 and answer["window"] == 900
+    assert set(answer["series"]) == {"rows read", "events", "documents written", "rows marked", "SFMC calls",
+                                     "errors", "Mongo write seconds"}
+
+
+def test_business_units_show_counts_last_poll_and_token_state(cluster: Cluster) -> None:
+    url = leader_url(cluster)
+    wait_until(lambda: cluster.get(url, "/status").json()["business_units"]["ien"]["marked"] > 0, 60,
+               "rows marked for ien", cluster.workers)
+    unit = cluster.get(url, "/status").json()["business_units"]["ien"]
+    assert unit["rows_read"] >= 5 and unit["events"] >= 1 and unit["bad"] == 1
+    assert unit["last_poll_finished"] >= unit["last_poll_started"] > 0 and unit["last_poll_seconds"] >= 0
+    assert unit["last_error"] is None
+    assert unit["token"]["state"] == "ok" and unit["token"]["refreshes"] >= 1 and unit["token"]["refusals"] == 0
+
+
+def test_status_command_prints_each_section(cluster: Cluster) -> None:
+    url = leader_url(cluster)
+    wait_until(lambda: rates_moved(cluster, url), 90, "non-zero rates", cluster.workers)
+    env = {**cluster.workers[0].env, "LEADS_WEB_TOKEN": TOKEN}
+    text = subprocess.run([sys.executable, "-m", "streams", "status", "--url", url], env=env, capture_output=True,
+                          text=True, timeout=120, check=True).stdout
+    for section in ("Business units", "Rates per second", "Topics", "Dead letters: 1",
+                    "ingest: 1   requeue: leads-sync replay-dead-letters --stage ingest", "not consumed"):
+        assert section in text, text
+    assert TOKEN not in text
+    as_json = json.loads(subprocess.run([sys.executable, "-m", "streams", "status", "--url", url, "--json"], env=env,
+                                        capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert set(as_json) == {"status", "dead_letters", "rates"} and as_json["dead_letters"]["total"] == 1
+    refused = subprocess.run([sys.executable, "-m", "streams", "status", "--url", url],
+                             env={**env, "LEADS_WEB_TOKEN": "wrong"}, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "401" in refused.stderr
+
+
 def test_status(cluster: Cluster) -> None:
     answers = [cluster.get(url, "/status").json() for url in cluster.urls]
     assert sorted(answer["worker"]["leader"] for answer in answers) == [False, True]
@@ -232,16 +334,50 @@ def test_metrics_are_prometheus_text(cluster: Cluster) -> None:
             "leads_acks_emitted_total", "leads_rows_read_total"} <= names
 
 
-def _dump_dom(url: str, tmp_path: Path) -> str:
+def _chromium(tmp_path: Path, *arguments: str) -> str:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (run tests/web/install_browser.sh)")
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}",
-               "--virtual-time-budget=5000", "--dump-dom", url]
+               "--virtual-time-budget=8000", *arguments]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+def _dump_dom(url: str, tmp_path: Path) -> str:
+    return _chromium(tmp_path, "--dump-dom", url)
+
+
+SCREENSHOT = Path(__file__).parents[2] / ".artifacts" / "status-page.png"
+"""Where the browser test leaves its screenshot of the page (git-ignored; docs/status-page.png is a copy)."""
+
+
+def test_page_answers_the_operators_questions(cluster: Cluster, tmp_path: Path) -> None:
+    url = leader_url(cluster)
+    wait_until(lambda: rates_moved(cluster, url) and letters(cluster, url)["total"] >= 1, 90,
+               "non-zero rates and the dead letter", cluster.workers)
+    dom = _dump_dom(f"{url}/#token={TOKEN}", tmp_path)
+    # how many rows were dead-lettered and why, grouped, and the command that requeues them
+    assert 'id="letters-summary">dead letters: 1 ' in dom, dom[-4000:]
+    letter_rows = re.findall(r"<tr><td>ingest</td><td class=\"reason\">([^<]+)</td><td>1</td><td>ien: 1</td>", dom)
+    assert len(letter_rows) == 1, dom[-4000:]
+    assert '<code class="requeue">leads-sync replay-dead-letters --stage ingest</code>' in dom
+    # whether rows are being read and marked right now: the charts, drawn by the page, with data
+    peaks = dict(re.findall(r'data-series="([^"]+)" data-max="([^"]+)"', dom))
+    assert set(peaks) == {"rows read", "events", "documents written", "rows marked", "SFMC calls", "errors",
+                          "Mongo write seconds"}, dom[-4000:]
+    assert float(peaks["rows read"]) > 0 and float(peaks["events"]) > 0 and float(peaks["SFMC calls"]) > 0
+    # each business unit's last poll outcome and token state
+    unit = re.search(r"<tr><td>ien</td>(.*?)</tr>", dom)
+    assert unit and "<td>ok</td>" in unit.group(1), dom[-4000:]
+    assert "<td>dead-letter</td>" in dom and "not consumed" in dom
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.unlink(missing_ok=True)
+    _chromium(tmp_path, "--hide-scrollbars", "--window-size=1280,2200", f"--screenshot={SCREENSHOT}",
+              f"{url}/#token={TOKEN}")
+    assert SCREENSHOT.stat().st_size > 10_000
 
 
 def test_page_in_headless_browser(cluster: Cluster, tmp_path: Path) -> None:
