@@ -12,6 +12,7 @@ import pytest
 from streams import aws
 from streams.agents import sqs_source
 from streams.edges import Message, MessageRejected
+from tests.pipeline.harness import wait_until_async
 
 
 class FakeSqs:
@@ -49,7 +50,9 @@ async def test_delete_comes_after_the_produce_is_acknowledged(monkeypatch: pytes
     produced: list[tuple[list[Message], list[str]]] = []
 
     async def produce(messages: list[Message], rejected: list[tuple[MessageRejected, str, Any]], source: str) -> None:
-        await asyncio.sleep(0.01)  # the broker's acknowledgement
+        # the broker's acknowledgement takes a while: the fake's latency is what a delete must not run ahead of
+        # (no condition to wait for; the test checks what handle() awaits)
+        await asyncio.sleep(0.01)
         sqs.calls.append(("produced", None))
         produced.append((messages, [exc.reason for exc, _, _ in rejected]))
 
@@ -77,7 +80,9 @@ async def test_nothing_is_deleted_when_the_produce_fails(monkeypatch: pytest.Mon
 async def test_visibility_is_extended_while_a_step_is_slow() -> None:
     sqs = FakeSqs()
     async with aws.keep_visible(sqs, "url", [{"ReceiptHandle": "h1"}], timeout=0.1):  # type: ignore[arg-type]
-        await asyncio.sleep(0.18)
+        # the slow step: it lasts until its visibility was extended three times (every half timeout)
+        await wait_until_async(lambda: len(sqs.calls) >= 3, 5, "three visibility extensions during the step",
+                               explain=lambda: repr(sqs.calls))
     assert sqs.calls[:3] == [("extend", ["h1"])] * 3
 
 
