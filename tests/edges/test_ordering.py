@@ -13,6 +13,7 @@ from streams.edges.formats import Message
 from streams.edges.sqs import keep_visible, send_messages
 from streams.edges.sqs_ingress import SqsIngress
 from tests.edges.helpers import Produced, unit_settings
+from tests.pipeline.harness import wait_until_async
 
 
 class FakeSqs:
@@ -48,7 +49,9 @@ class Acknowledged(Produced):
         self.sqs = sqs
 
     async def produce(self, messages: list[Any], rejected: list[Any], source: str) -> None:
-        await asyncio.sleep(0.01)  # the broker's acknowledgement: the delete must wait for it
+        # the broker's acknowledgement takes a while: the fake's latency is what a delete must not run ahead of
+        # (no condition to wait for; the test checks what handle() awaits)
+        await asyncio.sleep(0.01)
         self.sqs.calls.append(("produced", None))
         await super().produce(messages, rejected, source)
 
@@ -80,7 +83,9 @@ async def test_nothing_is_deleted_when_the_produce_fails() -> None:
 async def test_visibility_is_extended_while_a_step_is_slow() -> None:
     sqs = FakeSqs()
     async with keep_visible(sqs, "url", [{"ReceiptHandle": "h1"}], timeout=0.1):  # type: ignore[arg-type]
-        await asyncio.sleep(0.18)
+        # the slow step: it lasts until its visibility was extended three times (every half timeout)
+        await wait_until_async(lambda: len(sqs.calls) >= 3, 5, "three visibility extensions during the step",
+                               explain=lambda: repr(sqs.calls))
     assert sqs.calls[:3] == [("extend", ["h1"])] * 3
 
 

@@ -109,7 +109,7 @@ async def test_token_refreshed_ahead_of_expiry(make_client: ClientFactory, emula
         await client.sends([607105])
         await client.sends([607105])
         assert (await _counts(emulator))["token"] == 1
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the token's lifetime passes: what the client must notice on its own, unasked
         await client.sends([607105])
         assert client.stats["token_refreshes"] == 2
     assert (await _counts(emulator))["token"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 from stack.demo import business_units
 
 ROOT = Path(__file__).resolve().parents[2]
+WORKER_COMMAND = (sys.executable, "-m", "streams", "worker", "-l", "info")
 
 
 def worker_env(dataset: dict[str, Any], emulator_url: str, *, kafka_url: str, mongo_url: str, database: str,
@@ -42,20 +44,20 @@ def worker_env(dataset: dict[str, Any], emulator_url: str, *, kafka_url: str, mo
 
 
 class Worker:
-    """One ``leads-sync worker`` process; its output goes to a log file under ``tmp``."""
+    """One ``leads-sync worker`` process (or another faust app's, ``command``); its output goes to a log file
+    under ``tmp``."""
 
-    def __init__(self, env: dict[str, str], tmp: Path, name: str = "worker", web_port: int = 0) -> None:
+    def __init__(self, env: dict[str, str], tmp: Path, name: str = "worker", web_port: int = 0,
+                 command: Sequence[str] = WORKER_COMMAND) -> None:
         self.env = {**env, "LEADS_DATA_DIR": str(tmp / f"{name}-data"),
                     "LEADS_WEB_PORT": str(web_port or _free_port())}
         self.log_path = tmp / f"{name}.log"
+        self.command = command
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "-l", "info"], cwd=ROOT, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
@@ -101,10 +103,25 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, workers: li
         for worker in workers:
             if worker.process and worker.process.poll() is not None:
                 raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
-        time.sleep(interval)
+        time.sleep(interval)  # between polls
+    raise AssertionError(_timed_out(what, explain, workers))
+
+
+async def wait_until_async(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.01,
+                           explain: Callable[[], str] | None = None) -> None:
+    """``wait_until`` for work in the test's own event loop (no worker processes): polls ``check()`` every
+    ``interval`` seconds, letting the loop run in between; ``AssertionError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            raise AssertionError(_timed_out(what, explain, []))
+        await asyncio.sleep(interval)
+
+
+def _timed_out(what: str, explain: Callable[[], str] | None, workers: list[Worker]) -> str:
     seen = explain() if explain is not None else ""
     logs = "".join(f"\n--- {worker.log_path.name}:\n{worker.log()[-3000:]}" for worker in workers)
-    raise AssertionError(f"timed out waiting for {what}: {seen}{logs}")
+    return f"timed out waiting for {what}: {seen}{logs}"
 
 
 def emulator_counts(emulator_url: str) -> dict[str, Any]:
@@ -124,8 +141,6 @@ def url_acknowledgment_docs(dataset: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list[dict[str, Any]]:
     """Every record of ``topic`` from the beginning up to its current end, as ``{key, value}`` (JSON values)."""
-    import asyncio
-
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,

@@ -287,8 +287,12 @@ def wait_for_dead_letters(run: Run, kafka_bootstrap: str, workers: list[Worker] 
     """Unknown sends are dead-lettered once their retries (1 s, 2 s backoff) are spent, after the drain;
     ``workers``: the running ones (default: all of the run's)."""
     want = set(expected_dead_letter_keys(run.expected))
-    wait_until(lambda: want <= set(dead_letter_keys(dead_letters(run, kafka_bootstrap))), 60,
-               "the unknown sends' dead letters", run.workers if workers is None else workers)
+
+    def missing() -> set[tuple[str, str, str]]:
+        return want - set(dead_letter_keys(dead_letters(run, kafka_bootstrap)))
+
+    wait_until(lambda: not missing(), 60, "the expected dead letters", run.workers if workers is None else workers,
+               explain=lambda: f"{len(missing())} of {len(want)} missing, first {sorted(missing())[:5]}")
 
 
 def expected_dead_letter_keys(expected: Expected) -> Counter[tuple[str, str, str]]:

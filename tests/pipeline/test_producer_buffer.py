@@ -3,7 +3,6 @@ batch over only once the buffer is back to its ``max_messages``, on a real faust
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.batches import each_batch
+from tests.pipeline.harness import wait_until_async
 from tests.stack.test_kafka_faust import create_topics
 
 pytestmark = pytest.mark.stack
@@ -50,9 +50,8 @@ async def test_each_batch_waits_for_the_producer_buffer(kafka_url: str, kafka_bo
                 await producer.send_and_wait(source.get_topic_name(), f"b{i}".encode())
         finally:
             await producer.stop()
-        async with asyncio.timeout(60):
-            while len(buffered) < BATCHES:
-                await asyncio.sleep(0.1)
+        await wait_until_async(lambda: len(buffered) >= BATCHES, 60, f"the agent to take all {BATCHES} batches",
+                               interval=0.1, explain=lambda: f"{len(buffered)} taken, buffer sizes {buffered}")
     finally:
         await app.stop()
     assert len(table) == BATCHES * WRITES

@@ -7,10 +7,8 @@ fixed web ports).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from tests.pipeline.test_end_to_end import (
     expected_dead_letter_keys,
     make_dataset,
     stop_workers,
+    wait_for_dead_letters,
 )
 
 __all__ = [
@@ -79,6 +78,10 @@ class Stage:
     @property
     def url(self) -> str:
         return self.run.url
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.env["LEADS_BROKER"].removeprefix("kafka://")
 
     @property
     def unit(self) -> dict[str, Any]:
@@ -171,8 +174,8 @@ def guid_counts(run: Run) -> Counter[str]:
 
 
 def assert_end_state(stage: Stage, kafka_bootstrap: str, *, dead_letters_exact: bool = True) -> None:
-    """Documents equal the clean expectation; every valid row Processed, no bad one; no guid twice;
-    every expected dead letter present (exactly once each unless ``dead_letters_exact`` is False)."""
+    """After ``finish``: documents equal the clean expectation; every valid row Processed, no bad one; no guid
+    twice; every expected dead letter present (exactly once each unless ``dead_letters_exact`` is False)."""
     run = stage.run
     assert_documents(run)
     twice = {guid: n for guid, n in guid_counts(run).items() if n > 1}
@@ -184,11 +187,7 @@ def assert_end_state(stage: Stage, kafka_bootstrap: str, *, dead_letters_exact: 
         wrongly = run.expected.unprocessed[tenant] & done
         assert not missing, f"{len(missing)} valid rows never marked processed, first {sorted(missing)[:5]}"
         assert not wrongly, f"{len(wrongly)} bad/refused rows marked processed, first {sorted(wrongly)[:5]}"
-    want = expected_dead_letter_keys(run.expected)
-    # the unknown sends' retries may still be running on a worker that took partitions over late
-    with contextlib.suppress(AssertionError):
-        wait_for(lambda: set(want) <= set(dead_letter_keys(dead_letters(run, kafka_bootstrap))), 60,
-                 "the expected dead letters", stage.alive())
+    want = expected_dead_letter_keys(run.expected)  # finish() waited for them
     got = dead_letter_keys(dead_letters(run, kafka_bootstrap))
     lost = set(want) - set(got)
     assert not lost, f"{len(lost)} dead letters lost, first {sorted(lost)[:3]}"
@@ -198,10 +197,11 @@ def assert_end_state(stage: Stage, kafka_bootstrap: str, *, dead_letters_exact: 
 
 
 def finish(stage: Stage, client: MongoClient, timeout: float = 180) -> None:
-    """Drain with the live workers, wait out entity retries, then read the end state."""
+    """Drain with the live workers, wait until the unknown sends' retries are spent (their dead letters are in
+    Kafka), then read the end state."""
     run = stage.run
     drain(run, client[run.database], stage.alive(), timeout)
-    time.sleep(6)  # unknown sends are dead-lettered after their retries (1 s + 2 s backoff)
+    wait_for_dead_letters(run, stage.kafka_bootstrap, stage.alive())
     collect(run, client[run.database])
 
 

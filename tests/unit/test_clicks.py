@@ -2,9 +2,10 @@ from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from streams.clicks import RowRejected, chicago_day, click_updates, parse_row
-from streams.entity_ids import derived_ids
+from streams.entity_ids import derived_ids, object_id
 
 URL = "5f47e1c107809f52ef34357c"
 
@@ -66,16 +67,16 @@ def test_fold_merges_clicks_on_one_document() -> None:
     ids = {**ids, other.subscriber: ObjectId()}
     doc, other_doc = click_updates([(send, first), (send, later), (send, other), (send, bot), (send, first)], ids)
     assert (doc.clicks, other_doc.clicks, other_doc.bots) == ([0, 1, 3, 4], [2], None)  # positions in the input
-    natural = doc.guids._filter
-    assert natural == {"day": datetime(2020, 9, 7, 5, tzinfo=UTC), "job": ids[send],
-                       "url": ObjectId(URL), "usr": ids["mc.ien.subscriber*70257389"]}
-    update = doc.guids._doc
-    assert update["$addToSet"] == {"guids": {"$each": ["a", "b"]}}
-    assert update["$pull"] == {"bots": {"$in": ["a", "b"]}}
-    assert update["$max"] == {"last": datetime(2020, 9, 7, 15, tzinfo=UTC)}
-    assert update["$setOnInsert"]["n"] == 0
-    assert doc.bots is not None
-    assert doc.bots._doc == {"$addToSet": {"bots": {"$each": ["c"]}}, "$pull": {"guids": {"$in": ["c"]}}}
+    natural = {"day": datetime(2020, 9, 7, 5, tzinfo=UTC), "job": ids[send], "url": ObjectId(URL),
+               "usr": ids["mc.ien.subscriber*70257389"]}
+    assert doc.guids == UpdateOne(natural, {
+        "$setOnInsert": {"_id": object_id(f"click|{first.day}|{send}|{URL}|{first.subscriber}"), "n": 0},
+        "$max": {"last": datetime(2020, 9, 7, 15, tzinfo=UTC)},
+        "$addToSet": {"guids": {"$each": ["a", "b"]}},
+        "$pull": {"bots": {"$in": ["a", "b"]}},
+    }, upsert=True)
+    # the second bulk's write: no upsert, the first one created the document
+    assert doc.bots == UpdateOne(natural, {"$addToSet": {"bots": {"$each": ["c"]}}, "$pull": {"guids": {"$in": ["c"]}}})
 
 
 def test_row_flag_change_moves_it_between_lists() -> None:
@@ -83,5 +84,12 @@ def test_row_flag_change_moves_it_between_lists() -> None:
     human = parse_row("ien", row(ID="a"), frozenset())
     as_bot = parse_row("ien", row(ID="a", IsBot_v3="true"), frozenset())
     [doc] = click_updates([(send, human), (send, as_bot)], derived_ids([send, human.subscriber]))
-    assert doc.guids._doc["$addToSet"] == {"guids": {"$each": []}}
-    assert doc.bots is not None and doc.bots._doc["$addToSet"] == {"bots": {"$each": ["a"]}}
+    natural = {"day": datetime(2020, 9, 7, 5, tzinfo=UTC), "job": object_id(send), "url": ObjectId(URL),
+               "usr": object_id(human.subscriber)}
+    assert doc.guids == UpdateOne(natural, {
+        "$setOnInsert": {"_id": object_id(f"click|{human.day}|{send}|{URL}|{human.subscriber}"), "n": 0},
+        "$max": {"last": datetime(2020, 9, 7, 13, 31, 4, tzinfo=UTC)},
+        "$addToSet": {"guids": {"$each": []}},
+        "$pull": {"bots": {"$in": []}},
+    }, upsert=True)
+    assert doc.bots == UpdateOne(natural, {"$addToSet": {"bots": {"$each": ["a"]}}, "$pull": {"guids": {"$in": ["a"]}}})

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from streams import documents
 from streams.entity_ids import derived_ids, object_id
@@ -19,20 +20,30 @@ def test_identity_maps_attributes_and_counts_fields() -> None:
         "id": 7, "email_address": "  Jane.Doe@Example.COM ", "created_date": "2020-09-04T08:35:29-06:00",
         "attributes": {"First Name": " Jane ", "Last Name": "", "Industry": "Mining", "Other": "x"},
     }))
-    assert update._filter == {"entity": "mc.ien.subscriber*7"}
-    fields = update._doc["$set"]
-    assert fields["emailAddress"] == "jane.doe@example.com"
-    assert fields["emailDomain"] == "example.com"
-    assert fields["givenName"] == "Jane"
-    assert fields["attributes.Industry"] == "Mining"
-    assert fields["fieldCount"] == 3
-    assert fields["externalSource.namespace"] == "FuelSOAP:Subscriber"
-    assert fields["externalSource.identifier"] == "7"
-    assert fields["externalSource.createdAt"] == datetime(2020, 9, 4, 14, 35, 29, tzinfo=UTC)
-    assert "familyName" in update._doc["$unset"]
-    on_insert = update._doc["$setOnInsert"]
-    assert on_insert["_id"] == object_id("mc.ien.subscriber*7")
-    assert on_insert["inactive"] is False and on_insert["inactiveCampaignIds"] == []
+    created = datetime(2020, 9, 4, 14, 35, 29, tzinfo=UTC)
+    empty = ["familyName", "title", "companyName", "street", "city", "region", "postalCode", "country",
+             "phoneNumber", "attributes.Job Function", "attributes.NAICS Code"]  # mapped fields without a value
+    assert update == UpdateOne({"entity": "mc.ien.subscriber*7"}, {
+        "$set": {
+            "entity": "mc.ien.subscriber*7",
+            "externalSource.namespace": "FuelSOAP:Subscriber",
+            "externalSource.identifier": "7",
+            "externalSource.lastRetrievedAt": datetime.fromtimestamp(RETRIEVED, UTC),
+            "externalSource.createdAt": created,
+            "externalSource.updatedAt": created,  # no modified date: the created one
+            "emailAddress": "jane.doe@example.com",
+            "emailDomain": "example.com",
+            "fieldCount": 3,
+            "givenName": "Jane",
+            "attributes.Industry": "Mining",
+        },
+        "$setOnInsert": {
+            "_id": object_id("mc.ien.subscriber*7"),
+            "inactive": False, "inactiveCustomerIds": [], "inactiveCampaignIds": [], "inactiveLineItemIds": [],
+            "createdAt": datetime.fromtimestamp(RETRIEVED, UTC),
+        },
+        "$unset": dict.fromkeys(empty, ""),
+    }, upsert=True)
 
 
 def test_category_full_name_and_parent() -> None:
@@ -40,11 +51,21 @@ def test_category_full_name_and_parent() -> None:
     update = documents.category_update(snap("category", "3", {
         "id": 3, "parent_id": 2, "name": "my emails", "path": ["Root", "my emails", "News"],
     }), {"mc.ien.category*2": parent})
-    fields = update._doc["$set"]
-    assert fields["name"] == "My Emails"
-    assert fields["fullName"] == "Root | My Emails | News"
-    assert fields["parentId"] == parent
-    assert update._doc["$setOnInsert"]["rollupMetrics"] is False
+    assert update == UpdateOne({"entity": "mc.ien.category*3"}, {
+        "$set": {
+            "entity": "mc.ien.category*3",
+            "externalSource.namespace": "FuelSOAP:DataFolder",
+            "externalSource.identifier": "3",
+            "externalSource.lastRetrievedAt": datetime.fromtimestamp(RETRIEVED, UTC),
+            "externalSource.createdAt": None,
+            "externalSource.updatedAt": None,
+            "name": "My Emails",
+            "fullName": "Root | My Emails | News",
+            "parentId": parent,
+        },
+        "$setOnInsert": {"_id": object_id("mc.ien.category*3"), "hasDeployments": False, "rollupMetrics": False,
+                         "isNewsletter": False},
+    }, upsert=True)
 
 
 def test_send_fields_flags_and_sending_without_date() -> None:
@@ -57,13 +78,25 @@ def test_send_fields_flags_and_sending_without_date() -> None:
     }
     update = documents.send_update(snap("send", "5", data), {"rollupMetrics": True, "isNewsletter": False},
                                    derived_ids(["mc.ien.email*9"]))
-    fields = update._doc["$set"]
-    assert fields["isTestSend"] is True
-    assert fields["sentDate"] == datetime.fromtimestamp(RETRIEVED, UTC)
-    assert fields["metrics"]["bounces"] == 6
-    assert fields["deploymentId"] == object_id("mc.ien.email*9")
-    assert (fields["rollupMetrics"], fields["isNewsletter"]) == (True, False)
-    assert fields["externalSource.updatedAt"] == datetime(2020, 1, 2, 6, tzinfo=UTC)
+    assert update == UpdateOne({"entity": "mc.ien.send*5"}, {
+        "$set": {
+            "entity": "mc.ien.send*5",
+            "externalSource.namespace": "FuelSOAP:Send",
+            "externalSource.identifier": "5",
+            "externalSource.lastRetrievedAt": datetime.fromtimestamp(RETRIEVED, UTC),
+            "externalSource.createdAt": datetime(2020, 1, 1, 6, tzinfo=UTC),
+            "externalSource.updatedAt": datetime(2020, 1, 2, 6, tzinfo=UTC),
+            "name": "N", "fromEmail": "a@b.c", "fromName": "A", "subject": "[TEST]: hello", "url": "u",
+            "status": "Sending",
+            "sentDate": datetime.fromtimestamp(RETRIEVED, UTC),  # still sending, no date: when it was retrieved
+            "metrics": {"sent": 10, "delivered": 9, "uniqueOpens": 3, "uniqueClicks": 2, "unsubscribes": 1,
+                        "forwards": 0, "bounces": 6},
+            "isTestSend": True,
+            "deploymentId": object_id("mc.ien.email*9"),
+            "rollupMetrics": True, "isNewsletter": False,
+        },
+        "$setOnInsert": {"_id": object_id("mc.ien.send*5")},
+    }, upsert=True)
 
 
 def test_send_urls_one_per_url_of_each_ack() -> None:
@@ -72,12 +105,15 @@ def test_send_urls_one_per_url_of_each_ack() -> None:
     u1, u2 = ObjectId("5f47e1c107809f52ef34357c"), ObjectId("5f47e1c107809f52ef34357d")
     ids = {send.entity: ObjectId(), "mc.ien.email*9": ObjectId(), "mc.ien.category*3": ObjectId()}
     ops = documents.send_url_updates(send, "mc.ien.category*3", {"a": [u1, u2], "b": [u2]}, ids)
-    assert [op._filter for op in ops] == [{"sendId": ids[send.entity], "urlId": u} for u in (u1, u2)]
-    assert ops[0]._doc["$set"] == {"sentDate": datetime(2020, 1, 1, 16, tzinfo=UTC)}
-    on_insert = ops[0]._doc["$setOnInsert"]
-    assert on_insert["categoryId"] == ids["mc.ien.category*3"]
-    assert on_insert["deploymentId"] == ids["mc.ien.email*9"]
-    assert on_insert["isTestSend"] is False
+    assert ops == [
+        UpdateOne({"sendId": ids[send.entity], "urlId": url},
+                  {"$set": {"sentDate": datetime(2020, 1, 1, 16, tzinfo=UTC)},
+                   "$setOnInsert": {"_id": object_id(f"send-url|{send.entity}|{url}"),
+                                    "deploymentId": ids["mc.ien.email*9"], "categoryId": ids["mc.ien.category*3"],
+                                    "isTestSend": False}},
+                  upsert=True)
+        for url in (u1, u2)
+    ]
 
 
 def test_test_send_prefixes() -> None:

@@ -166,7 +166,7 @@ async def run(resolving: Awaitable[None], kafka: Kafka) -> int:
     task = asyncio.ensure_future(resolving)
     waits = 0
     while True:
-        for _ in range(50):
+        for _ in range(50):  # yield to the loop until the resolver is done or stuck: no condition says it is stuck
             await asyncio.sleep(0)
         if task.done():
             break
@@ -213,7 +213,7 @@ async def test_new_ack_codes_count_as_known_once_their_republish_is_in_kafka(kaf
     kafka.clear()
     resolving = asyncio.ensure_future(sends.resolve([EntityRequest(tenant="ien", ids=["607105"],
                                                                    acks={"607105": ["k9", "x1"]})]))
-    for _ in range(50):
+    for _ in range(50):  # yield to the loop until the resolver waits for Kafka (``run`` says why no condition)
         await asyncio.sleep(0)
     [(what, [republished])] = kafka.sent  # the fresh send, with its new code
     assert what == "entity-changes" and republished.acks == ["k9", "x1"]
