@@ -1,7 +1,9 @@
 """``python -m stack.demo [--legacy SHARE]``: the pipeline on the local stack with sample data, end to end.
 
 Starts the stack with a freshly generated sample dataset in the SFMC emulator, runs one worker until
-every row it can process is marked processed, prints ``leads-sync summary`` and stops the worker.
+every row it can process is marked processed, prints the worker's ``leads-sync status`` (what its status page
+at ``http://127.0.0.1:6066/`` shows) and ``leads-sync summary``, and stops the worker; with ``--serve`` it keeps
+the worker and its page running until interrupted.
 ``--legacy 0.5`` first fills the database with the previous system's documents for half the first BU's
 entities and click documents (``stack.legacy``) and runs ``leads-sync adopt``, as on a real leads database.
 """
@@ -9,6 +11,7 @@ entities and click documents (``stack.legacy``) and runs ``leads-sync adopt``, a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +29,8 @@ from .config import Config, load
 from .legacy import legacy_documents, write_legacy
 
 DATABASE = "leads_demo"
+PAGE = "http://127.0.0.1:6066"
+"""The demo worker's web port (the settings' default)."""
 
 
 def unit_settings(unit: dict[str, Any], emulator_url: str) -> dict[str, Any]:
@@ -56,6 +61,8 @@ def _pending(cfg: Config, dataset: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--legacy", type=float, default=0.0, help="share of legacy documents (0: none)")
+    parser.add_argument("--serve", action="store_true",
+                        help="keep the worker (and its status page) running until interrupted")
     args = parser.parse_args(argv)
     cfg = load()
     dataset_path = cfg.state_dir / "sample-dataset.json"
@@ -113,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         if worker.poll() is not None:
             print(f"demo: the worker exited with {worker.returncode}; see {log_path}", file=sys.stderr)
             return 1
+        status = subprocess.run([sys.executable, "-m", "streams", "status", "--url", PAGE], cwd=cfg.root, env=env,
+                                capture_output=True, text=True)
+        print(status.stdout or status.stderr)
+        if args.serve:
+            print(f"demo: the worker's status page is {PAGE}/ ; Ctrl-C stops the worker", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                worker.wait()
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
