@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,18 +185,16 @@ class DeadLetterTail:
         while pending and budget > 0:
             fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=min(budget, 5000))
             for tp, messages in fetched.items():
-                for message in self._before(messages, ends[tp]):
-                    self.index.add(message.key.decode("utf-8", "replace") if message.key else "",
-                                   _json(message.value))
-                    budget -= 1
-                if messages:
-                    self._positions[tp] = messages[-1].offset + 1
+                for message in messages:
+                    if message.offset < ends[tp]:
+                        self.index.add(message.key.decode("utf-8", "replace") if message.key else "",
+                                       _json(message.value))
+                        budget -= 1
+                        self._positions[tp] = message.offset + 1
+            if not fetched:  # nothing more within a second: what is left comes with a later refresh
+                break
             pending = {tp for tp in pending if self._positions.get(tp, 0) < ends[tp]}
         self.behind = sum(max(0, ends[tp] - max(self._positions.get(tp, 0), starts[tp])) for tp in tps)
-
-    @staticmethod
-    def _before(messages: Iterable[Any], end: int) -> Iterable[Any]:
-        return (message for message in messages if message.offset < end)
 
     async def _open(self) -> AIOKafkaConsumer:
         if self._consumer is None:
