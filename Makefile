@@ -18,7 +18,7 @@ demo: install
 test: install
 	bash tests/web/install_browser.sh
 	$(PY) -m stack up
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 down:
 	$(PY) -m stack down
