@@ -139,11 +139,13 @@ class DeadLetterIndex:
 
 
 class DeadLetterTail:
-    """Keeps a ``DeadLetterIndex`` of ``topic`` up to date: ``refresh()`` reads what was appended since the last
-    call, at most ``READ_PER_REFRESH`` letters, with a group-less consumer of ``client_options`` (aiokafka's)."""
+    """Keeps a ``DeadLetterIndex`` of ``topic`` (of ``partitions`` partitions) up to date: ``refresh()`` reads what
+    was appended since the last call, at most ``READ_PER_REFRESH`` letters, with a group-less consumer of
+    ``client_options`` (aiokafka's)."""
 
-    def __init__(self, topic: str, client_options: Mapping[str, Any]) -> None:
+    def __init__(self, topic: str, partitions: int, client_options: Mapping[str, Any]) -> None:
         self.topic = topic
+        self.partitions = partitions
         self.client_options = dict(client_options)
         self.index = DeadLetterIndex()
         self.behind = 0
@@ -169,12 +171,7 @@ class DeadLetterTail:
 
     async def _read(self) -> None:
         consumer = await self._open()
-        if self.topic not in await consumer.topics():  # also refreshes the metadata (partitions added since)
-            return
-        partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
-        tps = [TopicPartition(self.topic, partition) for partition in partitions]
-        if not tps:
-            return
+        tps = [TopicPartition(self.topic, partition) for partition in range(self.partitions)]
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)

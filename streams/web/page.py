@@ -171,7 +171,7 @@ async function refreshLetters() {
     for (const reason of stage.reasons) {
       const examples = reason.examples.map((e) => [e.key, e.tenant, when(e.at),
         e.keys ? "JobID " + e.keys.JobID + " SubscriberID " + e.keys.SubscriberID : (e.entity || e.send || e.queue
-          || e.stream || "")].filter(Boolean).join(" · ")).join("\n");
+          || e.stream || "")].filter(Boolean).join(" · ")).join("\\n");
       const tenants = Object.entries(reason.tenants).map(([t, n]) => (t || "-") + ": " + n).join(", ");
       const tr = row($("letters"), [stage.stage, reason.reason, reason.count, tenants, when(reason.last_at),
         element("span", examples), element("code", stage.requeue, "requeue")]);

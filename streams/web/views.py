@@ -162,7 +162,9 @@ def register_views(worker: Worker) -> None:
     tables = {kind: worker.tables.entities[kind] for kind in ("send", "subscriber", "email", "category")}
     topics = worker.topics.by_name()
     offsets = OffsetReader(app)
-    letters = DeadLetterTail(worker.topics.dead_letter.get_topic_name(), client_options(app, "web-dead-letters"))
+    dead_letter = worker.topics.dead_letter
+    letters = DeadLetterTail(dead_letter.get_topic_name(), dead_letter.partitions or worker.topics.partitions,
+                             client_options(app, "web-dead-letters"))
     history = RateHistory()
     scraped = CollectorRegistry()  # this worker's scrape-time samples, beside the process's metrics
     scraped.register(WorkerCollector(worker))

@@ -1,7 +1,14 @@
-"""Pure parts of the web view: offsets and lag."""
+"""Pure parts of the web view: offsets and lag, and the status page's script."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streams.web.page import PAGE
 from streams.web.status import Offsets, topic_report
 
 
@@ -27,3 +34,15 @@ def test_a_topic_nothing_consumes_has_records_and_no_lag() -> None:
     assert report["dead-letter"]["records"] == 136
     assert "lag" not in report["dead-letter"] and "committed" not in report["dead-letter"]["partitions"][0]
     assert report["acks"]["lag"] == 5
+
+
+def test_the_pages_script_parses(tmp_path: Path) -> None:
+    """A syntax error stops the whole script, and the page shows nothing: checked here with Node where it is
+    installed, and by the browser tests in any case."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = tmp_path / "page.js"
+    script.write_text(PAGE.split("<script>", 1)[1].split("</script>", 1)[0])
+    checked = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
