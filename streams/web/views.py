@@ -166,6 +166,7 @@ def register_views(worker: Worker) -> None:
     letters = DeadLetterTail(dead_letter.get_topic_name(), dead_letter.partitions or worker.topics.partitions,
                              client_options(app, "web-dead-letters"))
     history = RateHistory()
+    history.sample(time.time())  # the start: work done before the timer's first sample shows as a rate too
     scraped = CollectorRegistry()  # this worker's scrape-time samples, beside the process's metrics
     scraped.register(WorkerCollector(worker))
 
