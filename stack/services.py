@@ -17,6 +17,15 @@ from . import probes
 from .config import HOST, KAFKA_VERSION, SECANTUS_MDB_VERSION, Config
 
 
+def kraft_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes, base64url without padding, as Kafka's ``Uuid.randomUuid``
+    makes them, and likewise never starting with ``-`` (the storage tool would read such an id as an option:
+    one in 64 ids did, and the broker's first format failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
 class StackError(Exception):
     """A service could not be prepared, started or stopped; the message names it and its log."""
 
@@ -177,7 +186,7 @@ class Kafka(Service):
         (home / "log4j.properties").write_text(_KAFKA_LOG4J.format(log=cfg.log_dir / "kafka-server.log"))
         if (home / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = kraft_cluster_id()
         argv = [
             self.java(), "-Xmx256m", f"-Dlog4j.configuration=file:{home / 'log4j.properties'}",
             "-cp", str(libs / "*"), "kafka.tools.StorageTool",
