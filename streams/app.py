@@ -15,6 +15,7 @@ import logging
 
 import faust
 import mode
+import mode.loop
 
 from streams.commands import register_commands
 from streams.connections import Connections
@@ -105,4 +106,5 @@ def main() -> None:
     """``leads-sync``: faust's command line on the app built from this process's settings."""
     settings = get_settings()
     tune_gc(settings.gc_threshold)
+    mode.loop.use(settings.event_loop)  # before anything makes a loop
     build(settings).app.main()

@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     producer_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "none"
     """How the worker's producer compresses the record batches it sends (faust's ``producer_compression_type``);
     ``lz4``, ``zstd`` and ``snappy`` use cramjam. Consumers decompress whatever they read."""
+    event_loop: Literal["aio", "uvloop"] = "uvloop"
+    """The worker's event loop (faust's ``--loop``): ``uvloop`` (libuv, in C) or ``aio`` (asyncio's own, in
+    Python). The loop's own work is a share of every record a worker consumes or produces (BENCHMARKS.md,
+    2026-12-02)."""
     gc_threshold: int = Field(default=50_000, ge=700)
     """Allocations between runs of Python's cyclic garbage collector over its youngest generation (Python's
     default is 700; see ``streams.app.tune_gc``)."""

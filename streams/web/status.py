@@ -71,12 +71,15 @@ def client_options(app: faust.types.AppT, purpose: str) -> dict[str, Any]:
 
 
 def worker_identity(app: faust.types.AppT) -> dict[str, Any]:
-    """Which worker answered: its URL, whether it is the leader (only the leader polls SFMC), its pid."""
+    """Which worker answered: its URL, whether it is the leader (only the leader polls SFMC), its pid, and its
+    event loop's class (``uvloop.Loop``, or asyncio's ``_UnixSelectorEventLoop``; ``LEADS_EVENT_LOOP``)."""
     try:
         leader = bool(app.is_leader())
     except Exception:  # before the first assignment
         leader = False
-    return {"url": str(app.conf.canonical_url), "leader": leader, "pid": os.getpid()}
+    loop = type(app.loop)
+    return {"url": str(app.conf.canonical_url), "leader": leader, "pid": os.getpid(),
+            "event_loop": f"{loop.__module__}.{loop.__qualname__}"}
 
 
 class OffsetReader:

@@ -314,6 +314,7 @@ def test_status(cluster: Cluster) -> None:
     answers = [cluster.get(url, "/status").json() for url in cluster.urls]
     assert sorted(answer["worker"]["leader"] for answer in answers) == [False, True]
     for answer in answers:
+        assert answer["worker"]["event_loop"] == "uvloop.Loop"  # LEADS_EVENT_LOOP's default
         topics = answer["topics"]
         assert {"click-rows", "click-events", "acks", "dead-letter", "entity-changes"} <= set(topics)
         assert topics["click-rows"]["end"] > 0
