@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import click
-import httpx
 import orjson
 from faust.cli import option
 
@@ -128,7 +128,7 @@ def register_commands(worker: Worker) -> None:
         token = settings.web_token.get_secret_value() if settings.web_token else None
         try:
             replies = await terminal.fetch(url or f"http://{host}:{settings.web_port}", token)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise click.ClickException(f"the worker did not answer: {exc}") from None
         print(orjson.dumps(replies, option=orjson.OPT_INDENT_2).decode() if as_json else terminal.render(replies))
 

@@ -8,7 +8,6 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
 import orjson
 
 from ..chunking import chunks
@@ -35,7 +34,7 @@ from .records import (
     send_from,
     subscriber_from,
 )
-from .session import Session, json_body
+from .session import AiohttpTransport, Reply, Request, Session, Transport, json_body
 from .soap import Fault, Result, RetrieveReply, continue_envelope, parse_retrieve, retrieve_envelope
 
 MAX_BATCH = 2500
@@ -60,13 +59,14 @@ class MarketingCloudClient:
     SFMC failures raise ``MarketingCloudError``s: ``AuthError`` (credentials refused, or a fresh token refused
     again), ``RetriesExhausted`` (every attempt failed transiently), ``MalformedResponse`` (a reply or result
     that cannot be read); SOAP calls also ``SoapFault`` (a client fault in a 5xx reply is not retried) and
-    ``RetrieveError``, REST calls ``RestError``."""
+    ``RetrieveError``, REST calls ``RestError``. ``transport`` sends the requests (default: ``AiohttpTransport``,
+    closed by ``aclose``)."""
 
     def __init__(
         self,
         unit: BusinessUnit,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         max_concurrency: int = 4,
         timeout: float = 30.0,
         max_attempts: int = 5,
@@ -74,10 +74,12 @@ class MarketingCloudClient:
         backoff_cap: float = 5.0,
     ) -> None:
         self.unit = unit
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
+        self._http: AiohttpTransport | None = None
+        if transport is None:
+            transport = self._http = AiohttpTransport(timeout)
         self._session = Session(
             unit,
-            self._http,
+            transport,
             max_concurrency=max_concurrency,
             max_attempts=max_attempts,
             backoff_base=backoff_base,
@@ -108,19 +110,16 @@ class MarketingCloudClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections."""
-        await self._http.aclose()
+        """Close the HTTP connections (of the default transport)."""
+        if self._http is not None:
+            await self._http.aclose()
 
     # --- SOAP -------------------------------------------------------------------------------------
 
     async def _soap(self, object_type: str, envelope: Callable[[str], bytes]) -> RetrieveReply:
-        def build(token: Token) -> httpx.Request:
-            return self._http.build_request(
-                "POST",
-                f"{token.soap_url}Service.asmx",
-                content=envelope(token.access_token),
-                headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "Retrieve"},
-            )
+        def build(token: Token) -> Request:
+            return Request("POST", f"{token.soap_url}Service.asmx", envelope(token.access_token),
+                           {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "Retrieve"})
 
         response = await self._session.call(build, soap=True)
         reply = parse_retrieve(response.content)
@@ -204,12 +203,12 @@ class MarketingCloudClient:
 
     # --- REST -------------------------------------------------------------------------------------
 
-    async def _rest(self, method: str, path: str, body: Any) -> httpx.Response:
+    async def _rest(self, method: str, path: str, body: Any) -> Reply:
         content = orjson.dumps(body)
 
-        def build(token: Token) -> httpx.Request:
+        def build(token: Token) -> Request:
             headers = {"Authorization": f"Bearer {token.access_token}", "Content-Type": "application/json"}
-            return self._http.build_request(method, f"{token.rest_url}{path}", content=content, headers=headers)
+            return Request(method, f"{token.rest_url}{path}", content, headers)
 
         return await self._session.call(build, soap=False)
 
@@ -274,13 +273,13 @@ def _frozen(keys: Mapping[str, str]) -> frozenset[tuple[str, str]]:
     return frozenset(keys.items())
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def _json_or_none(response: Reply) -> Any:
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return None
 
 
-def _rest_error(response: httpx.Response) -> RestError:
+def _rest_error(response: Reply) -> RestError:
     code, message = rest.error_parts(_json_or_none(response))
     return RestError(response.status_code, code, message)

@@ -1,4 +1,9 @@
-"""HTTP shell of the client: token cache, concurrency limit, retries with backoff, and counters."""
+"""HTTP shell of the client: the transport (aiohttp's client), token cache, concurrency limit, retries with
+backoff, and counters.
+
+aiohttp, not httpx: on loopback httpx's client took 1.6-1.9 ms of CPU a request and aiohttp's 0.36-0.49 ms
+(both in one run; BENCHMARKS.md, 2026-12-02), and a worker sends one rowset request per 50 rows it marks.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from ..settings import BusinessUnit
@@ -20,7 +26,65 @@ from .soap import parse_fault
 
 log = logging.getLogger(__name__)
 
-Build = Callable[[Token], httpx.Request]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request: its method, absolute URL, body and headers."""
+
+    method: str
+    url: str
+    content: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP reply: its status, headers (looked up case-insensitively from ``AiohttpTransport``) and body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        """Whether the status is 2xx."""
+        return 200 <= self.status_code < 300
+
+
+class TransportError(Exception):
+    """No reply came: the connection was refused or broke, or the request timed out."""
+
+
+Transport = Callable[[Request], Awaitable[Reply]]
+"""Sends a request and returns its reply, whatever its status; raises ``TransportError`` when no reply came."""
+Build = Callable[[Token], Request]
+"""Builds a request with a token."""
+
+
+class AiohttpTransport:
+    """``Transport`` over one aiohttp client session (its connection pool), opened on the first request in the
+    running loop; ``timeout``: seconds a request may take in all. Proxies come from the environment, as usual."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, request: Request) -> Reply:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
+        try:
+            async with self._session.request(request.method, request.url, data=request.content,
+                                             headers=request.headers) as response:
+                return Reply(response.status, response.headers, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"{type(exc).__name__} talking to SFMC") from None
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -29,7 +93,7 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return rng.uniform(0.0, min(cap, base * 2**attempt))
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: Reply) -> float | None:
     """The reply's ``Retry-After`` in seconds (at least 0); None when absent or not a number (say, a date)."""
     value = response.headers.get("Retry-After")
     try:
@@ -38,7 +102,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_body(response: Reply) -> Any:
     """The reply's JSON body; ``MalformedResponse`` when it is not JSON."""
     try:
         return orjson.loads(response.content)
@@ -56,7 +120,7 @@ class Session:
     def __init__(
         self,
         unit: BusinessUnit,
-        http: httpx.AsyncClient,
+        transport: Transport,
         *,
         max_concurrency: int,
         max_attempts: int,
@@ -69,7 +133,7 @@ class Session:
         self.token_error: str | None = None
         """Why the last token request was refused (HTTP status and SFMC's error code, never a secret); None once
         a token was granted."""
-        self._http = http
+        self._transport = transport
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._max_attempts = max(1, max_attempts)
         self._backoff_base = backoff_base
@@ -98,9 +162,7 @@ class Session:
     async def _fetch_token(self) -> Token:
         url = f"{self.unit.auth_base}v2/token"
         body = orjson.dumps(token_request(self.unit))
-        response = await self._send(
-            lambda: self._http.build_request("POST", url, content=body, headers={"Content-Type": "application/json"})
-        )
+        response = await self._send(lambda: Request("POST", url, body, {"Content-Type": "application/json"}))
         if response.status_code != 200:
             error = _token_error(response)
             self.stats["token_failures"] += 1
@@ -111,7 +173,7 @@ class Session:
         log.debug("new token for tenant %s", self.unit.tenant)
         return parse_token(json_body(response), time.monotonic())
 
-    async def call(self, build: Build, *, soap: bool) -> httpx.Response:
+    async def call(self, build: Build, *, soap: bool) -> Reply:
         """Send with a current token; on an expired token (REST 401, SOAP fault) refresh once and resend.
 
         Returns the first reply neither retried nor refusing the token, 4xx included. Raises what ``token``
@@ -128,16 +190,16 @@ class Session:
             refreshed = True
             self._invalidate(token)
 
-    async def _send(self, build: Callable[[], httpx.Request], *, soap: bool = False) -> httpx.Response:
+    async def _send(self, build: Callable[[], Request], *, soap: bool = False) -> Reply:
         attempt = 0
         while True:
             wait: float | None = None
             try:
                 async with self._semaphore:
                     self.stats["requests"] += 1
-                    response = await self._http.send(build())
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                failure = f"{type(exc).__name__} talking to SFMC"
+                    response = await self._transport(build())
+            except TransportError as exc:
+                failure = str(exc)
             else:
                 if response.status_code == 429:
                     self.stats["throttled"] += 1
@@ -157,7 +219,7 @@ class Session:
             await asyncio.sleep(wait)
 
 
-def _token_refused(response: httpx.Response, soap: bool) -> bool:
+def _token_refused(response: Reply, soap: bool) -> bool:
     if not soap:
         return response.status_code == 401
     if response.status_code == 200 or response.status_code >= 400:
@@ -166,7 +228,7 @@ def _token_refused(response: httpx.Response, soap: bool) -> bool:
     return False
 
 
-def _server_failure(response: httpx.Response, soap: bool) -> str:
+def _server_failure(response: Reply, soap: bool) -> str:
     """Describe a 5xx; a SOAP client fault (a bad request, not a server hiccup) is raised at once."""
     fault = parse_fault(response.content) if soap else None
     if fault is not None and fault.code.lower().endswith("client"):
@@ -175,7 +237,7 @@ def _server_failure(response: httpx.Response, soap: bool) -> str:
     return f"HTTP {response.status_code}{detail}"
 
 
-def _token_error(response: httpx.Response) -> str:
+def _token_error(response: Reply) -> str:
     try:
         reply = orjson.loads(response.content)
     except orjson.JSONDecodeError:

@@ -7,20 +7,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 
 async def fetch(url: str, token: str | None, *, timeout: float = 10.0) -> dict[str, Any]:
-    """``{"status": ..., "dead_letters": ..., "rates": ...}`` from the worker at ``url`` (``http://host:port``).
-    Raises ``httpx.HTTPError`` when the worker does not answer, ``httpx.HTTPStatusError`` on a refusal (401: the
-    token is missing or wrong)."""
+    """``{"status": ..., "dead_letters": ..., "rates": ...}`` from the worker at ``url`` (``http://host:port``),
+    each request within ``timeout`` seconds. Raises ``aiohttp.ClientResponseError`` on a refusal (401: the token
+    is missing or wrong), another ``aiohttp.ClientError`` or ``TimeoutError`` when the worker does not answer."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout) as client:
+    async with aiohttp.ClientSession(url.rstrip("/"), headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=timeout)) as client:
         replies = {}
         for name, path in (("status", "/status"), ("dead_letters", "/dead-letters"), ("rates", "/rates")):
-            reply = await client.get(path)
-            reply.raise_for_status()
-            replies[name] = reply.json()
+            async with client.get(path, raise_for_status=True) as reply:
+                replies[name] = await reply.json()
         return replies
 
 

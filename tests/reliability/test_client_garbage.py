@@ -1,6 +1,7 @@
 """Issue 7.5 (SFMC replies): malformed, truncated or wrong-typed replies make ``MarketingCloudClient``
 raise a ``MarketingCloudError`` (retried first when the status is 5xx), never anything else; no error
-message carries the client secret or the access token. No services: an ``httpx.MockTransport``."""
+message carries the client secret or the access token. No services: the client's transport is a function that
+answers each request with the reply under test."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError, RetriesExhausted
+from streams.marketing_cloud.session import Reply, Request, Transport
 from streams.settings import BusinessUnit
 
 SECRET = "s3cr3t-client-value-9f2c"
@@ -51,16 +52,16 @@ GARBAGE = [
 ]
 
 
-def transport(status: int, body: bytes, *, on_token: bool = False, calls: list[str] | None = None
-              ) -> httpx.MockTransport:
+def transport(status: int, body: bytes, *, on_token: bool = False, calls: list[str] | None = None) -> Transport:
     """Token requests get a good token (or the garbage, ``on_token``); every other request the garbage."""
-    def handle(request: httpx.Request) -> httpx.Response:
+    async def handle(request: Request) -> Reply:
+        path = request.url.removeprefix(BASE.rstrip("/"))
         if calls is not None:
-            calls.append(request.url.path)
-        if request.url.path == "/v2/token" and not on_token:
-            return httpx.Response(200, content=GOOD_TOKEN, headers={"Content-Type": "application/json"})
-        return httpx.Response(status, content=body, headers={"Content-Type": "text/xml; charset=utf-8"})
-    return httpx.MockTransport(handle)
+            calls.append(path)
+        if path == "/v2/token" and not on_token:
+            return Reply(200, {"Content-Type": "application/json"}, GOOD_TOKEN)
+        return Reply(status, {"Content-Type": "text/xml; charset=utf-8"}, body)
+    return handle
 
 
 async def _rows(client: MarketingCloudClient) -> Any:
