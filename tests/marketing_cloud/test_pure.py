@@ -8,6 +8,7 @@ import pytest
 from lxml import etree
 
 from streams.marketing_cloud import ComplexFilter, MalformedResponse, SimpleFilter
+from streams.marketing_cloud.session import environment_proxy
 from streams.marketing_cloud.soap import PARTNER_NS, Fault, RetrieveReply, parse_retrieve, retrieve_envelope
 from streams.marketing_cloud.values import format_de_date, parse_bool, parse_de_date, parse_soap_date
 
@@ -94,3 +95,17 @@ def test_flatten_nested_and_nil() -> None:
     assert parsed.results == [{"ID": "5", "ParentFolder.ID": "0", "Name": ""}]
     with pytest.raises(MalformedResponse):
         parse_retrieve(reply[:-40])
+
+
+def test_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SFMC client's proxy comes from the environment, per scheme, and NO_PROXY's hosts go direct."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,.direct.example")
+    environment_proxy.cache_clear()
+    assert environment_proxy("https", "mc123.auth.marketingcloudapis.com") == "http://proxy.internal:3128"
+    assert environment_proxy("http", "mc123.auth.marketingcloudapis.com") is None
+    assert environment_proxy("https", "localhost") is None
+    assert environment_proxy("https", "api.direct.example") is None
+    environment_proxy.cache_clear()
