@@ -26,6 +26,7 @@ def kraft_cluster_id() -> str:
         if not cluster_id.startswith("-"):
             return cluster_id
 
+
 class StackError(Exception):
     """A service could not be prepared, started or stopped; the message names it and its log."""
 

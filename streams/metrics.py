@@ -88,6 +88,12 @@ def total(metric: Counter | Histogram, suffix: str = "_total", **match: str) -> 
                if sample.name.endswith(suffix) and all(sample.labels.get(k) == v for k, v in match.items()))
 
 
+def count(counter: Counter, **match: str) -> int:
+    """``total`` of a counter of whole things (rows, events) as an int: the sum of its ``_total`` samples whose
+    labels include ``match``."""
+    return int(total(counter, **match))
+
+
 def totals(counter: Counter, label: str) -> dict[str, float]:
     """The counts of ``counter`` per value of ``label``, summed over its other labels: ``{label value: count}``
     (read from its collected ``_total`` samples; a value never counted is absent)."""

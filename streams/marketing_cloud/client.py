@@ -34,7 +34,7 @@ from .records import (
     send_from,
     subscriber_from,
 )
-from .session import AiohttpTransport, Reply, Request, Session, Transport, json_body
+from .session import AiohttpTransport, Reply, Request, Session, Transport, json_body, json_or_none
 from .soap import Fault, Result, RetrieveReply, continue_envelope, parse_retrieve, retrieve_envelope
 
 MAX_BATCH = 2500
@@ -74,9 +74,9 @@ class MarketingCloudClient:
         backoff_cap: float = 5.0,
     ) -> None:
         self.unit = unit
-        self._http: AiohttpTransport | None = None
+        self._own_transport: AiohttpTransport | None = None
         if transport is None:
-            transport = self._http = AiohttpTransport(timeout)
+            transport = self._own_transport = AiohttpTransport(timeout)
         self._session = Session(
             unit,
             transport,
@@ -111,8 +111,8 @@ class MarketingCloudClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (of the default transport)."""
-        if self._http is not None:
-            await self._http.aclose()
+        if self._own_transport is not None:
+            await self._own_transport.aclose()
 
     # --- SOAP -------------------------------------------------------------------------------------
 
@@ -251,14 +251,14 @@ class MarketingCloudClient:
             response = await self._rest("POST", path, rest.rowset(pending))
             if response.is_success:
                 break
-            named = rest.key_mismatches(_json_or_none(response)) if response.status_code == 400 else None
+            named = rest.key_mismatches(json_or_none(response)) if response.status_code == 400 else None
             if named is None:
                 raise _rest_error(response)
             refused = {_frozen(failure.keys) for failure in named}
             remaining = [row for row in pending if _frozen(row_keys(row)) not in refused]
             if len(remaining) == len(pending):
                 if len(pending) == 1:
-                    code, message = rest.error_parts(_json_or_none(response))
+                    code, message = rest.error_parts(json_or_none(response))
                     failures.append(RowFailure(row_keys(pending[0]), code or rest.KEY_MISMATCH, message))
                     break
                 for row in pending:
@@ -273,13 +273,6 @@ def _frozen(keys: Mapping[str, str]) -> frozenset[tuple[str, str]]:
     return frozenset(keys.items())
 
 
-def _json_or_none(response: Reply) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _rest_error(response: Reply) -> RestError:
-    code, message = rest.error_parts(_json_or_none(response))
+    code, message = rest.error_parts(json_or_none(response))
     return RestError(response.status_code, code, message)

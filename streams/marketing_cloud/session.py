@@ -1,8 +1,9 @@
 """HTTP shell of the client: the transport (aiohttp's client), token cache, concurrency limit, retries with
 backoff, and counters.
 
-aiohttp, not httpx: on loopback httpx's client took 1.6-1.9 ms of CPU a request and aiohttp's 0.36-0.49 ms
-(both in one run; BENCHMARKS.md, 2026-12-02), and a worker sends one rowset request per 50 rows it marks.
+aiohttp, not httpx: on loopback httpx's client took 2.2-2.6 ms of CPU a request and aiohttp's 0.49-0.69 ms
+(``python -m bench.http_client``, both in one run; BENCHMARKS.md, 2026-12-02), and a worker sends one rowset
+request per 50 rows it marks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from .errors import AuthError, MalformedResponse, RetriesExhausted, SoapFault
 from .soap import parse_fault
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,14 @@ def retry_after_seconds(response: Reply) -> float | None:
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
+        return None
+
+
+def json_or_none(response: Reply) -> Any:
+    """The reply's JSON body; None when it is not JSON."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
         return None
 
 
@@ -253,10 +261,7 @@ def _server_failure(response: Reply, soap: bool) -> str:
 
 
 def _token_error(response: Reply) -> str:
-    try:
-        reply = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return ""
+    reply = json_or_none(response)
     if isinstance(reply, dict):
         return str(reply.get("error") or reply.get("message") or "")
     return ""

@@ -79,12 +79,12 @@ def business_units(worker: Worker) -> dict[str, Any]:
         refreshes, failures = client.stats.get("token_refreshes", 0), client.stats.get("token_failures", 0)
         state = f"refused: {client.token_error}" if client.token_error else "ok" if refreshes else "not asked yet"
         report[tenant] = {
-            "rows_read": int(metrics.total(metrics.rows_read, tenant=tenant)),
-            "events": int(metrics.total(metrics.events_ingested, tenant=tenant)),
-            "skipped": int(metrics.total(metrics.rows_skipped, tenant=tenant)),
-            "bad": int(metrics.total(metrics.dead_letters, stage="ingest", tenant=tenant)),
-            "refused": int(metrics.total(metrics.key_mismatch_fallbacks, tenant=tenant)),
-            "marked": int(metrics.total(metrics.rows_marked, tenant=tenant)),
+            "rows_read": metrics.count(metrics.rows_read, tenant=tenant),
+            "events": metrics.count(metrics.events_ingested, tenant=tenant),
+            "skipped": metrics.count(metrics.rows_skipped, tenant=tenant),
+            "bad": metrics.count(metrics.dead_letters, stage="ingest", tenant=tenant),
+            "refused": metrics.count(metrics.key_mismatch_fallbacks, tenant=tenant),
+            "marked": metrics.count(metrics.rows_marked, tenant=tenant),
             "polled_by_this_worker": bool(status),
             "last_poll_started": status.get("last_poll_started"),
             "last_poll_finished": status.get("last_poll_finished"),
