@@ -71,9 +71,9 @@ class Settings(BaseSettings):
     table_store: Literal["rocksdb://", "memory://"] = "rocksdb://"
     """Where tables live locally: RocksDB under ``data_dir`` (bounded memory, restarts read only the changelog
     tail), or memory (every start reads each changelog from its beginning)."""
-    table_write_buffer_mb: int = Field(default=64, ge=1)
+    table_write_buffer_mb: int = Field(default=16, ge=1)
     """MiB of RocksDB memtables a worker's table databases hold together (``streams.tables.store``)."""
-    table_block_cache_mb: int = Field(default=32, ge=1)
+    table_block_cache_mb: int = Field(default=16, ge=1)
     """MiB of RocksDB block cache a worker's table databases share."""
     table_standby_replicas: int = Field(default=1, ge=0)
     """Copies of each table partition other workers keep up to date, to take over from a worker that dies."""
@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     """Seconds a resolver gathers requests at most before it fetches them."""
     refresh_seconds: int = Field(default=24 * 3600, gt=0)
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
+    seen_rows_index_size: int = Field(default=1_000_000, ge=1)
+    """Rows remembered in memory (about 120 bytes each) by the seen-rows index, and by the poller of each BU."""
     reack_after_seconds: float = Field(default=300.0, ge=0)
     entity_fetch_attempts: int = Field(default=3, ge=1)
     sfmc_concurrency: int = Field(default=8, ge=1, le=64)
