@@ -24,8 +24,9 @@ from streams.topics import Pending
 class SeenRows(Protocol):
     """What ingest asks of the seen-rows table (``streams.tables.seen_rows.SeenRows``)."""
 
-    def lookup(self, key: str, now: float) -> tuple[Outcome, float] | None:
-        """``(outcome, handled at)`` of row ``key`` (epoch seconds, like ``now``); None when not remembered."""
+    def lookup(self, keys: Sequence[str], now: float) -> list[tuple[Outcome, float] | None]:
+        """``(outcome, handled at)`` of each row of ``keys`` (epoch seconds, like ``now``), in their order; None
+        for a row not remembered."""
         ...
 
     def record(self, handled: Mapping[str, Outcome], at: float) -> None:
@@ -84,11 +85,11 @@ class Ingest:
         handled: dict[str, Outcome] = {}
         pending: Pending = []
         refused = 0
-        for row in batch.rows:
-            key = row_key(tenant, row)
+        keys = [row_key(tenant, row) for row in batch.rows]
+        previously = [None] * len(keys) if requeued else self.seen.lookup(keys, now)
+        for key, row, previous in zip(keys, batch.rows, previously, strict=True):
             if key in handled:  # the same row twice in one record
                 continue
-            previous = None if requeued else self.seen.lookup(key, now)
             if previous is not None:
                 outcome, handled_at = previous
                 if outcome is Outcome.REFUSED:

@@ -17,7 +17,8 @@ from typing import Any
 from streams import metrics
 from streams.marketing_cloud import MarketingCloudClient, MarketingCloudError, parse_de_date
 from streams.settings import Settings
-from streams.tables.seen_rows import RowIndex, row_key
+from streams.tables.row_index import RowIndex
+from streams.tables.seen_rows import row_key
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,13 @@ class PollState:
     flight again. Most polls therefore read only back to ``poll_overlap_seconds`` before the newest click
     seen; a sweep over the whole lookback runs every ``reack_after_seconds`` (and first) to find rows that
     arrived late or whose mark was lost. Rows appended within ``reack_after_seconds`` are not appended again
-    (the seen-rows table catches what gets past this, on any worker); at most ``seen_rows_index_size`` of
-    them are remembered."""
+    (the seen-rows table catches what gets past this, on any worker): ``appended`` remembers them (shared by
+    the BUs, whose row keys start with their tenant)."""
 
-    def __init__(self, tenant: str, settings: Settings) -> None:
+    def __init__(self, tenant: str, settings: Settings, appended: RowIndex) -> None:
         self.tenant = tenant
         self.settings = settings
-        self.appended = RowIndex(settings.seen_rows_index_size)
+        self.appended = appended
         self.newest: datetime | None = None
         self.last_sweep = -math.inf
 
@@ -47,24 +48,24 @@ class PollState:
         floor = datetime.fromtimestamp(now - settings.lookback_seconds, UTC)
         if self.newest is None or now - self.last_sweep >= settings.reack_after_seconds:
             self.last_sweep = now
-            self.appended.forget_until(now - settings.reack_after_seconds)
             return floor
         return max(floor, self.newest - timedelta(seconds=settings.poll_overlap_seconds))
 
     def new(self, rows: list[dict[str, str]], now: float) -> list[dict[str, str]]:
         """The rows not appended within ``reack_after_seconds`` before ``now`` (epoch seconds), noted as appended
         at ``now``; notes the newest click time (``EventDate``) too."""
+        keys = [row_key(self.tenant, row) for row in rows]
+        reack_after = self.settings.reack_after_seconds
         fresh = []
-        appended = self.appended
-        for row in rows:
-            key = row_key(self.tenant, row)
-            seen = appended.get(key)
-            if seen is None or now - seen[1] >= self.settings.reack_after_seconds:
-                appended.put(key, 0, now)
+        noted: set[str] = set()  # a row twice in the page goes once
+        for key, row, seen in zip(keys, rows, self.appended.get(keys), strict=True):
+            if key not in noted and (seen is None or now - seen[1] >= reack_after):
+                noted.add(key)
                 fresh.append(row)
             with contextlib.suppress(ValueError):
                 clicked = parse_de_date(row.get("EventDate") or "")
                 self.newest = clicked if self.newest is None else max(self.newest, clicked)
+        self.appended.put(((key, 0) for key in noted), now)
         return fresh
 
 
@@ -79,7 +80,8 @@ class Poller:
         self.client = client
         self.topics = topics
         self.status: dict[str, dict[str, Any]] = {}
-        self._state = {unit.tenant: PollState(unit.tenant, settings) for unit in settings.business_units}
+        appended = RowIndex(settings.data_dir / "row-index" / "appended", settings.reack_after_seconds)
+        self._state = {unit.tenant: PollState(unit.tenant, settings, appended) for unit in settings.business_units}
 
     def due(self, tenant: str, now: float) -> bool:
         """Whether ``poll_interval`` seconds have passed by ``now`` (epoch seconds) since the tenant's last poll

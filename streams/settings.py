@@ -101,8 +101,6 @@ class Settings(BaseSettings):
     """Seconds a resolver gathers requests at most before it fetches them."""
     refresh_seconds: int = Field(default=24 * 3600, gt=0)
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
-    seen_rows_index_size: int = Field(default=1_000_000, ge=1)
-    """Rows remembered in memory (about 120 bytes each) by the seen-rows index, and by the poller of each BU."""
     reack_after_seconds: float = Field(default=300.0, ge=0)
     entity_fetch_attempts: int = Field(default=3, ge=1)
     sfmc_concurrency: int = Field(default=8, ge=1, le=64)

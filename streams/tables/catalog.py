@@ -56,7 +56,8 @@ def declare_tables(app: faust.App, settings: Settings, topics: Topics) -> Tables
         checkpoints = app.GlobalTable("kinesis-checkpoints", partitions=1, recovery_buffer_size=1, use_partitioner=True,
                                       help="last sequence number produced, by stream:shard")
     return Tables(
-        seen_rows=seen_rows_table(app, float(settings.seen_rows_ttl_seconds), settings.seen_rows_index_size),
+        seen_rows=seen_rows_table(app, float(settings.seen_rows_ttl_seconds),
+                                  settings.data_dir / "row-index" / "seen-rows"),
         entities=entities,
         retries=retries,
         send_acks=keyed_table(app, "send-acks", partitions=partitions["send"], default=list,

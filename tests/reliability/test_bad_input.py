@@ -202,7 +202,8 @@ def ingest_edges() -> SimpleNamespace:
         seen.update({key: [int(outcome), at] for key, outcome in handled.items()})
 
     fake_seen = SimpleNamespace(
-        lookup=lambda key, now: (Outcome(seen[key][0]), seen[key][1]) if key in seen else None, record=record)
+        lookup=lambda keys, now: [(Outcome(seen[key][0]), seen[key][1]) if key in seen else None for key in keys],
+        record=record)
     ingest = Ingest(fake_seen, outputs, lambda tenant: SKIP, reack_after_seconds=300)  # type: ignore[arg-type]
     return SimpleNamespace(acks=SimpleNamespace(sent=outputs.sent_acks),
                            click_events=SimpleNamespace(sent=outputs.sent_clicks), dead=outputs.dead,
