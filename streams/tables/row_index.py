@@ -79,7 +79,8 @@ class RowIndex:
 
     def keep_latest(self, outcomes: Sequence[tuple[str, int]], at: float) -> None:
         """Like ``put``, but a row already remembered as written after ``at`` keeps that (a rebuild that meets
-        a row's handlings in any order ends with its latest)."""
+        a row's handlings in any order ends with its latest; times are kept to the millisecond, so of two
+        handlings within one millisecond the one met last wins)."""
         found = self.get([key for key, _ in outcomes])
         self.put((row for row, seen in zip(outcomes, found, strict=True) if seen is None or seen[1] <= at), at)
 
