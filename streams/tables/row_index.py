@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import rocksdict
 
@@ -20,6 +20,11 @@ MEMTABLE_BYTES = 4 * 1024**2
 """Bytes of one memtable of an index (RocksDB keeps two: one filling, one flushing)."""
 BLOCK_CACHE_BYTES = 4 * 1024**2
 """Bytes of an index's block cache."""
+
+
+def _code(key: str) -> bytes:
+    """A row key as the index holds it: its ``hash()`` in 8 bytes."""
+    return hash(key).to_bytes(8, "little", signed=True)
 
 
 class RowIndex:
@@ -63,7 +68,7 @@ class RowIndex:
         """``(outcome, at)`` of each row of ``keys``, in their order; None for a row not remembered."""
         if not keys:
             return []
-        codes: list[str | int | float | bytes | bool] = [hash(key).to_bytes(8, "little", signed=True) for key in keys]
+        codes: list[Any] = [_code(key) for key in keys]  # (the stubs' list type is invariant)
         found = cast(list[bytes | None], self._open().get(codes))  # a list of keys gets a list
         return [None if value is None else (value[0] & 7, (int.from_bytes(value, "little") >> 3) / 1000)
                 for value in found]
@@ -73,7 +78,7 @@ class RowIndex:
         batch = rocksdict.WriteBatch(raw_mode=True)
         millis = int(at * 1000) << 3
         for key, outcome in outcomes:
-            batch.put(hash(key).to_bytes(8, "little", signed=True), (millis | outcome).to_bytes(8, "little"))
+            batch.put(_code(key), (millis | outcome).to_bytes(8, "little"))
         if len(batch):
             self._open().write(batch)
 

@@ -55,8 +55,7 @@ SETTLED: dict[str, Outcome] = {REFUSED_SOURCE: Outcome.REFUSED, UNWRITTEN_SOURCE
 
 
 class SeenRows(faust.Table):
-    """Record key → ``{"at": handled at, "rows": {row key: outcome}}``, with an index row key → (outcome, at)
-    (``index``)."""
+    """Record key → ``{"at": handled at, "rows": {row key: outcome}}``, with an index row key → (outcome, at)."""
 
     _changelog_compacting = False
     _changelog_deleting = True
