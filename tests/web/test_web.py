@@ -205,10 +205,25 @@ SHOWN = {"key", "tenant", "at", "keys", "send", "entity", "stream", "shard", "se
 """What an example may carry (``streams.web.dead_letters.identity``): never a body or a row's other fields."""
 
 
-def test_dead_letters_are_grouped_with_their_requeue_command(cluster: Cluster, kafka_bootstrap: str) -> None:
+def letters_read(cluster: Cluster, kafka_bootstrap: str) -> list[dict[str, Any]]:
+    """The dead-letter topic's records, once the fixture's run has written some (it dead-letters the entities SFMC
+    does not return) and each worker's index holds them all. The run writes its letters while the tests go on, and a
+    worker's index may be ``streams.web.dead_letters.CACHE_SECONDS`` behind the topic: both are waited for."""
     topic = cluster.get(cluster.urls[0], "/status").json()["topics"]["dead-letter"]["topic"]
-    on_topic = asyncio.run(read_topic(kafka_bootstrap, topic))
-    assert on_topic, "the fixture's run dead-letters entities SFMC does not return"
+    seen: dict[str, Any] = {"on_topic": [], "totals": []}
+
+    def read() -> bool:
+        seen["on_topic"] = asyncio.run(read_topic(kafka_bootstrap, topic))
+        seen["totals"] = [letters(cluster, url)["total"] for url in cluster.urls]
+        return bool(seen["on_topic"]) and seen["totals"] == [len(seen["on_topic"])] * len(cluster.urls)
+
+    wait_until(read, 90, "dead letters on the topic, each worker's index holding them all", cluster.workers,
+               explain=lambda: f"{len(seen['on_topic'])} on the topic, the workers' totals {seen['totals']}")
+    return list(seen["on_topic"])
+
+
+def test_dead_letters_are_grouped_with_their_requeue_command(cluster: Cluster, kafka_bootstrap: str) -> None:
+    on_topic = letters_read(cluster, kafka_bootstrap)
     expected = Counter((r["value"]["stage"], r["value"]["reason"], r["value"]["tenant"]) for r in on_topic)
     newest = max(r["value"]["at"] for r in on_topic)
     for url in cluster.urls:  # each worker reads the whole topic, whoever wrote the letters
@@ -235,7 +250,8 @@ def test_dead_letters_are_grouped_with_their_requeue_command(cluster: Cluster, k
         assert letters(cluster, url, f"?since={newest - 3600}")["total"] == len(on_topic)
 
 
-def test_lag_only_for_the_topics_the_application_consumes(cluster: Cluster) -> None:
+def test_lag_only_for_the_topics_the_application_consumes(cluster: Cluster, kafka_bootstrap: str) -> None:
+    letters_read(cluster, kafka_bootstrap)
     for url in cluster.urls:
         topics = cluster.get(url, "/status").json()["topics"]
         assert "lag" not in topics["dead-letter"] and topics["dead-letter"]["newest_at"] > 0
@@ -276,12 +292,18 @@ def test_rates_show_the_run(cluster: Cluster) -> None:
 def test_business_units_show_counts_last_poll_and_token_state(cluster: Cluster, kafka_bootstrap: str) -> None:
     url = leader_url(cluster)
     topic = cluster.get(url, "/status").json()["topics"]["dead-letter"]["topic"]
-    bad = sum(r["value"]["stage"] == "ingest" and r["value"]["tenant"] == "ien"
-              for r in asyncio.run(read_topic(kafka_bootstrap, topic)))
-    units = lambda: [cluster.get(worker, "/status").json()["business_units"]["ien"] for worker in cluster.urls]  # noqa: E731
-    wait_until(lambda: sum(unit["marked"] for unit in units()) > 0, 60, "rows marked for ien", cluster.workers)
-    both = units()
-    assert sum(unit["events"] for unit in both) >= 1 and sum(unit["bad"] for unit in both) == bad
+    seen: dict[str, Any] = {}
+
+    def counted() -> bool:  # the letters are written while the run goes on: each count is waited for
+        seen["letters"] = sum(r["value"]["stage"] == "ingest" and r["value"]["tenant"] == "ien"
+                              for r in asyncio.run(read_topic(kafka_bootstrap, topic)))
+        seen["units"] = [cluster.get(worker, "/status").json()["business_units"]["ien"] for worker in cluster.urls]
+        return (sum(unit["marked"] for unit in seen["units"]) > 0
+                and sum(unit["bad"] for unit in seen["units"]) == seen["letters"])
+
+    wait_until(counted, 60, "rows marked for ien, its bad rows counted as the topic's letters", cluster.workers,
+               explain=lambda: str(seen))
+    assert sum(unit["events"] for unit in seen["units"]) >= 1
     unit = cluster.get(url, "/status").json()["business_units"]["ien"]
     assert unit["rows_read"] >= 5  # the fixture's rows, read by every poll of the leader
     assert unit["last_poll_finished"] >= unit["last_poll_started"] > 0 and unit["last_poll_seconds"] >= 0
