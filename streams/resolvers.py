@@ -22,9 +22,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, ItemsView, Iterable, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from streams import metrics
 from streams.entity_ids import EntityType, entity, snapshot_data
@@ -34,6 +34,26 @@ from streams.topic_records import EntityRequest, EntitySnapshot
 from streams.topics import Pending, partition_of
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
+
+
+class Table(Protocol[V]):
+    """What a resolver asks of a table (in a worker, a ``streams.tables.keyed.KeyedTable``): a mapping by entity
+    key, written a batch at a time."""
+
+    def get(self, key: str) -> V | None:
+        """The value of ``key``, None if it has none."""
+        ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def items(self) -> ItemsView[str, V]: ...
+
+    def values(self) -> ValuesView[V]: ...
+
+    async def write(self, entries: Mapping[str, V | None]) -> None:
+        """Set each key to its value (None: delete the key); returns once the table has them durably."""
+        ...
 
 
 class Retry(TypedDict):
@@ -122,8 +142,8 @@ class Resolver:
     client; ``clock()``: the time, in epoch seconds.
     """
 
-    def __init__(self, kind: EntityType, table: MutableMapping[str, EntitySnapshot],
-                 retries: MutableMapping[str, Retry], partitions: int, client: Callable[[str], Client],
+    def __init__(self, kind: EntityType, table: Table[EntitySnapshot],
+                 retries: Table[Retry], partitions: int, client: Callable[[str], Client],
                  outputs: Outputs, settings: ResolverSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.kind = kind
         self.table = table
@@ -189,10 +209,8 @@ class Resolver:
         # then leaves them missing from the table, so the request, read again, fetches them again
         await asyncio.gather(*pending)
         await self.outputs.room()  # room in the producer buffer first: the window's fetches store one after another
-        for key, entry in entries.items():
-            self.table[key] = entry
-        for snapshot in snapshots:
-            self._forget_retry(snapshot.entity)
+        await self.table.write(entries)
+        await self._forget_retries([snapshot.entity for snapshot in snapshots])
         if missing := {ident: attempt for ident, attempt in attempts.items() if ident not in found}:
             await self.retry(tenant, missing, f"SFMC returned no {self.kind} with this ID", verdict=True)
 
@@ -217,20 +235,23 @@ class Resolver:
         # the dead letters are in Kafka before the table says they were written
         await asyncio.gather(*[future for ident in final for future in await self.outputs.dead_letter(
             tenant, self.kind, keys[ident], f"{reason} (after {attempts[ident] + 1} attempts)")])
+        retries: dict[str, Retry | None] = {}
         for ident, attempt in attempts.items():
             key = keys[ident]
             if ident in final:
                 self._requeued.pop(key, None)
-                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": last,
-                                     "due": now + self.settings.refresh_seconds}
+                retries[key] = {"tenant": tenant, "id": ident, "attempt": last,
+                                "due": now + self.settings.refresh_seconds}
             else:
-                self.retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1,
-                                     "due": now + min(2.0**attempt, 60.0)}
+                retries[key] = {"tenant": tenant, "id": ident, "attempt": attempt + 1,
+                                "due": now + min(2.0**attempt, 60.0)}
+        await self.retries.write(retries)
 
-    def _forget_retry(self, key: str) -> None:
-        if key in self.retries:  # a table's pop of a missing key goes through faust's __missing__: look first
-            del self.retries[key]
-        self._requeued.pop(key, None)
+    async def _forget_retries(self, keys: Collection[str]) -> None:
+        """Delete the pending retries of ``keys`` that have one."""
+        await self.retries.write({key: None for key in keys if key in self.retries})
+        for key in keys:
+            self._requeued.pop(key, None)
 
     async def requeue_due(self, owned: Collection[int]) -> None:
         """Request again the retries now due whose request partition is in ``owned`` (the partitions of the
@@ -251,9 +272,9 @@ class SendResolver(Resolver):
     """Sends also carry the acknowledgement codes seen with them (``acks``: send entity → codes, the
     ``send-acks`` table); new codes republish the snapshot."""
 
-    def __init__(self, kind: EntityType, table: MutableMapping[str, EntitySnapshot],
-                 retries: MutableMapping[str, Retry], partitions: int, client: Callable[[str], Client],
-                 outputs: Outputs, settings: ResolverSettings, *, acks: MutableMapping[str, list[str]],
+    def __init__(self, kind: EntityType, table: Table[EntitySnapshot],
+                 retries: Table[Retry], partitions: int, client: Callable[[str], Client],
+                 outputs: Outputs, settings: ResolverSettings, *, acks: Table[list[str]],
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(kind, table, retries, partitions, client, outputs, settings, clock=clock)
         self.acks = acks
@@ -275,8 +296,7 @@ class SendResolver(Resolver):
                 if snapshot is not None and not self.stale(key, now):
                     republish.append(snapshot.derive(acks=acks))
         await asyncio.gather(*await self.outputs.snapshots(republish))  # in Kafka before the codes count as known
-        for key, acks in learned.items():
-            self.acks[key] = acks
+        await self.acks.write(learned)
 
     def ack_codes(self, key: str) -> list[str]:
         """The ack codes known for send entity ``key`` (none: empty)."""

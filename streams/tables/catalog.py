@@ -21,7 +21,7 @@ from faust.types import TableT
 
 from streams.entity_ids import EntityType
 from streams.settings import Settings
-from streams.tables.keyed import keyed_table
+from streams.tables.keyed import KeyedTable, keyed_table
 from streams.tables.seen_rows import SeenRows, seen_rows_table
 from streams.topic_records import EntitySnapshot
 from streams.topics import Topics
@@ -32,10 +32,10 @@ class Tables:
     """A worker's tables (see the module)."""
 
     seen_rows: SeenRows
-    entities: dict[EntityType, TableT]
-    retries: dict[EntityType, TableT]
-    send_acks: TableT
-    send_links: TableT
+    entities: dict[EntityType, KeyedTable]
+    retries: dict[EntityType, KeyedTable]
+    send_acks: KeyedTable
+    send_links: KeyedTable
     kinesis_checkpoints: TableT | None
     """Only when Kinesis ingress is on (``LEADS_KINESIS_STREAM``)."""
 

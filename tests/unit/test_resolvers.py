@@ -9,7 +9,7 @@ paths; entries older than the refresh period are fetched again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -92,6 +92,14 @@ class Table(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         assert not self.kafka.in_flight(), f"table entry {key!r} written before Kafka had what was sent"
         super().__setitem__(key, value)
+
+    async def write(self, entries: Mapping[str, Any]) -> None:
+        """``streams.resolvers.Table.write``: each key set (checked as above), or deleted where its value is None."""
+        for key, value in entries.items():
+            if value is None:
+                self.pop(key, None)
+            else:
+                self[key] = value
 
 
 class EntityTable(Table):
