@@ -51,6 +51,10 @@ class Table(Protocol[V]):
 
     def values(self) -> ValuesView[V]: ...
 
+    def field(self, key: str, name: str) -> Any:
+        """Field ``name`` of the value of ``key``, None when it has none."""
+        ...
+
     async def write(self, entries: Mapping[str, V | None]) -> None:
         """Set each key to its value (None: delete the key); returns once the table has them durably."""
         ...
@@ -159,8 +163,8 @@ class Resolver:
     def stale(self, key: str, now: float) -> bool:
         """Whether entity ``key`` is missing from the table or was retrieved more than ``refresh_seconds``
         before ``now`` (epoch seconds)."""
-        snapshot = self.table.get(key)
-        return snapshot is None or now - snapshot.retrieved_at > self.settings.refresh_seconds
+        retrieved_at = self.table.field(key, "retrieved_at")
+        return retrieved_at is None or now - retrieved_at > self.settings.refresh_seconds
 
     async def resolve(self, requests: Sequence[EntityRequest]) -> None:
         """Fetch the window's wanted ids: one ``IN`` call per BU and ``in_batch_size`` ids, whatever attempt
@@ -172,7 +176,8 @@ class Resolver:
         for req in requests:
             for ident in req.ids:
                 key = entity(req.tenant, self.kind, ident)
-                if (req.attempt or req.refetch or key not in self.retries) and (req.refetch or self.stale(key, now)):
+                # an entry's age first: most ids asked for are fresh, and those need no look at the retries
+                if (req.refetch or self.stale(key, now)) and (req.attempt or req.refetch or key not in self.retries):
                     attempts = wanted[req.tenant]
                     attempts[ident] = max(req.attempt, attempts.get(ident, 0))
         batch = self.settings.in_batch_size

@@ -93,6 +93,10 @@ class Table(dict[str, Any]):
         assert not self.kafka.in_flight(), f"table entry {key!r} written before Kafka had what was sent"
         super().__setitem__(key, value)
 
+    def field(self, key: str, name: str) -> Any:
+        """``streams.resolvers.Table.field``."""
+        return getattr(self.get(key), name, None)
+
     async def write(self, entries: Mapping[str, Any]) -> None:
         """``streams.resolvers.Table.write``: each key set (checked as above), or deleted where its value is None."""
         for key, value in entries.items():

@@ -12,6 +12,7 @@ from faust.types import TP
 
 from streams.tables.keyed import KeyedTable
 from streams.tables.store import Store
+from streams.topic_records import EntitySnapshot
 from streams.topics import partition_of
 
 KEY = "mc.ien.send*1"
@@ -57,3 +58,15 @@ def test_other_tables_need_an_event_unless_they_have_one_partition(tmp_path: Pat
     spread = faust.Table(app, name="spread", key_type=str, partitions=4)
     with pytest.raises(RuntimeError, match="outside an event"):
         spread.data["k"] = "v"
+
+
+@pytest.mark.parametrize("store", ["leads-rocksdb://", "memory://"])
+def test_a_field_of_a_value_is_what_the_value_holds(tmp_path: Path, store: str) -> None:
+    app = faust.App("store-unit", datadir=str(tmp_path), store=store, topic_partitions=4)
+    table = KeyedTable(app, name="snapshots", key_type=str, value_type=EntitySnapshot, partitions=4)
+    snapshot = EntitySnapshot(entity=KEY, tenant="ien", kind="send", data={"id": 1}, retrieved_at=1_790_000_000.25)
+    table.data[KEY] = snapshot
+    assert table.field(KEY, "retrieved_at") == 1_790_000_000.25 and table.field(KEY, "data") == {"id": 1}
+    assert table.field(KEY, "no such field") is None and table.field("mc.ien.send*2", "retrieved_at") is None
+    if store != "memory://":
+        close(table)
