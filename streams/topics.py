@@ -172,9 +172,15 @@ def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]
         yield chunk
 
 
-@lru_cache(maxsize=65_536)
 def partition_of(key: str, partitions: int) -> int:
     """The partition (of ``partitions``) Kafka's default partitioner gives a table's ``key`` (faust serializes
     str table keys as JSON), so batched requests go where the keyed tables (``streams.tables.keyed``) keep that
-    key. Cached: murmur2 is pure Python, and the same sends and subscribers come back with every page."""
-    return (murmur2(orjson.dumps(key)) & 0x7FFFFFFF) % partitions
+    key."""
+    return partition_of_json(orjson.dumps(key), partitions)
+
+
+@lru_cache(maxsize=65_536)
+def partition_of_json(key: bytes, partitions: int) -> int:
+    """``partition_of`` a key given as its JSON (the bytes faust's json serializer makes of a str key, as a store
+    holds it). Cached: murmur2 is pure Python, and the same sends and subscribers come back with every page."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

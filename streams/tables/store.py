@@ -85,7 +85,7 @@ class Store(RocksDBStore):
         """The partition of ``key`` where the table alone decides it: a keyed table's partition for the key,
         0 in a one-partition table; None for the other tables (faust's store then decides)."""
         if isinstance(self.table, KeyedTable):
-            return self.table.partition_for_key(self._decode_key(key))
+            return self.table.partition_for_raw_key(key)
         return 0 if self.table.partitions == 1 else None
 
     def _write_partition(self, key: bytes) -> int:

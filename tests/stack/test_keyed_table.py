@@ -20,12 +20,15 @@ from streams.topics import partition_of
 
 pytestmark = pytest.mark.stack
 
-KEYS = [f"mc.ien.subscriber*{n}" for n in range(40)]
+KEYS = [f"mc.ien.subscriber*{n}" for n in range(140)]
+"""Keys 40 to 139 get values of about 1 KB: more than one producer batch (16 KB) a partition."""
 
 
 def snapshot(key: str, version: int) -> EntitySnapshot:
+    number = int(key.rpartition("*")[2])
     return EntitySnapshot(entity=key, tenant="ien", kind="subscriber", retrieved_at=1_790_000_000.5 + version,
-                          data={"id": key.rpartition("*")[2], "email": f"{version}@x.test", "attributes": {"a": 1}})
+                          data={"id": str(number), "email": f"{version}@x.test",
+                                "attributes": {"a": "x" * 1000 if number >= 40 else 1}})
 
 
 async def changelog(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, bytes | None]]:
@@ -74,6 +77,8 @@ async def test_a_batch_write_leaves_what_faust_per_key_writes_leave(kafka_url: s
         assert tombstone in written  # a delete of a key the table lacks still says so on the changelog
         written.remove(tombstone)
         assert written == faust_written and len(written) == len(KEYS) + 2
+        assert all(sum(len(value or b"") for partition, _, value in written if partition == p) > 16_384
+                   for p in range(4))
         assert (partition_of(KEYS[0], 4), b'"mc.ien.subscriber*0"', None) in written
         assert all(partition == partition_of(EntitySnapshot.loads(value).entity, 4)
                    for partition, _, value in written if value is not None)
