@@ -85,6 +85,8 @@ async def test_a_batch_write_leaves_what_faust_per_key_writes_leave(kafka_url: s
 
         assert KEYS[0] not in batch and batch.get(KEYS[1]) == snapshot(KEYS[1], 2)
         assert {key: batch.get(key) for key in KEYS} == {key: per_key.get(key) for key in KEYS}
+        raw = [b'"' + key.encode() + b'"' for key in KEYS]  # the store's keys: the keys' JSON
+        assert [batch.data._get(key) for key in raw] == [per_key.data._get(key) for key in raw]
         for partition in range(4):  # where a restart's recovery starts: the partition's last record
             last = sum(record[0] == partition for record in [*written, tombstone]) - 1
             assert batch.data.persisted_offset(TP(batch.changelog_topic.get_topic_name(), partition)) == last
