@@ -44,12 +44,14 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from sfmc_emulator import Sizes, generate
+from stack.control import status as stack_status
 from stack.demo import business_units
 from stack.legacy import legacy_documents, write_legacy
 from streams.marketing_cloud.values import SERVER_TZ
 
 from .baseline import run_baseline
 from .limit import final_operations, write_limit
+from .machine import CpuSampler, cpu_table, growth, process_cpu_seconds
 from .raw_kafka import run_raw
 from .stages import stage_table
 
@@ -61,6 +63,11 @@ KAFKA = "127.0.0.1:19092"
 MONGO = "mongodb://127.0.0.1:27018/?directConnection=true"
 FETCH_CALLS = ("soap:Send", "soap:Subscriber", "soap:Email", "soap:DataFolder", "rest:asset-query")
 POLL_CALLS = ("soap:DataExtensionObject", "soap:continue")
+
+
+def stack_pids() -> dict[str, int]:
+    """The pids of the stack's broker and Mongo server (``kafka``, ``mongo``) that are running."""
+    return {service.name: service.pid for service in stack_status(["kafka", "mongo"]) if service.pid}
 
 
 def log(message: str) -> None:
@@ -99,14 +106,6 @@ class EmulatorProcess:
         self.process.wait(30)
 
 
-def _growth(samples: list[tuple[float, float]], start: float, end: float) -> float:
-    """How much a running total grew from ``start`` to ``end`` (epoch seconds), from the ``(epoch seconds,
-    total)`` samples nearest each; 0 without samples."""
-    def at(moment: float) -> float:
-        return min(samples, key=lambda sample: abs(sample[0] - moment))[1] if samples else 0.0
-    return at(end) - at(start)
-
-
 class WorkerProcess:
     """A worker subprocess (``module``: streams or bench.dry_worker) with its memory and CPU time sampled every
     0.5 s; ``spy``: where py-spy records its stacks (``bench.stages``) from ``start_spy()`` on."""
@@ -137,22 +136,19 @@ class WorkerProcess:
 
     def _sample(self) -> None:
         status = Path(f"/proc/{self.process.pid}/status")
-        stat = Path(f"/proc/{self.process.pid}/stat")
-        ticks = os.sysconf("SC_CLK_TCK")
         while not self._stop.wait(0.5):
             try:
                 fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-                utime, stime = stat.read_text().rpartition(")")[2].split()[11:13]
+                self.cpu_seconds = process_cpu_seconds(self.process.pid)
             except OSError:
                 return
-            self.cpu_seconds = (int(utime) + int(stime)) / ticks
             self.cpu_samples.append((time.time(), self.cpu_seconds))
             self.peak_kb = max(self.peak_kb, int(fields.get("VmHWM", "0 kB").split()[0]))
             self.rss_samples.append((time.time(), int(fields.get("VmRSS", "0 kB").split()[0])))
 
     def cpu_between(self, start: float, end: float) -> float:
         """CPU seconds the worker used from ``start`` to ``end`` (epoch seconds), from the nearest samples."""
-        return _growth(self.cpu_samples, start, end)
+        return growth(self.cpu_samples, start, end)
 
     def start_spy(self) -> None:
         """Start py-spy on the worker (once; only with ``spy``): the samples then cover what the worker does from
@@ -170,7 +166,7 @@ class WorkerProcess:
             return None
         notes = [(float(at), float(spent)) for at, spent in
                  (line.split() for line in self.gc_log.read_text().splitlines() if line.strip())]
-        return _growth(notes, start, end)
+        return growth(notes, start, end)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -294,8 +290,14 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         entities = sum(final["entities"].values())
         result["entities"] = final["entities"]
         log(f"run {index}: limit (unordered bulk upserts of {sum(map(len, final['ops'].values()))} operations)")
-        limit = write_limit(MONGO, f"bench_limit_{tag}", final["ops"])
+        sampler = CpuSampler(stack_pids())
+        try:
+            limit = write_limit(MONGO, f"bench_limit_{tag}", final["ops"])
+        finally:
+            sampler.stop()
         limit["rows_per_s"] = final["acked_rows"] / limit["seconds"]
+        limit["cpu_by_process"] = cpu_table(sampler.between(limit["started"], limit["started"] + limit["seconds"]),
+                                            limit["seconds"], final["acked_rows"])
         result["limit"] = limit
         emulator.post("_emulator/config", {"latency_ms": {"soap": args.soap_latency, "rest": args.rest_latency}})
         emulator.post("_emulator/reset-counts")
@@ -313,6 +315,9 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         if gc_log is not None:
             log(f"worker garbage collection: {live.get('window_gc_s', 0):.2f} s of {live['window_cpu_s']:.2f} s CPU "
                 "from the first poll to the last mark")
+        if cells := live.get("cpu_by_process"):
+            used = ", ".join(f"{name} {cell['cores']:.2f}" for name, cell in cells.items())
+            log(f"live window CPU, cores used: {used} (of {os.cpu_count()})")
         if spy is not None:
             live["stages"] = stage_table(spy, live["window_cpu_s"], live.get("rows_marked", 0))
             log("worker CPU µs per row by stage: " + ", ".join(
@@ -394,17 +399,24 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
 def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float) -> dict[str, Any]:
     """Drive ``worker`` until ``expected`` rows are marked, then stop it; its marks, peak memory and CPU time:
     ``worker_cpu_s`` over its whole life (start-up included), ``window_cpu_s`` from the first poll to the last
-    mark (the pipeline at work; per row: ``window_cpu_us_per_row``)."""
+    mark (the pipeline at work; per row: ``window_cpu_us_per_row``); ``cpu_by_process``: over that window, the CPU
+    of the worker, the broker, the Mongo server, the emulator and the machine (``bench.machine.cpu_table``)."""
+    sampler = CpuSampler({**stack_pids(), "emulator": emulator.process.pid})
     try:
         live = drive_worker(emulator, worker, expected, timeout)
     finally:
         peak, cpu = worker.peak_kb, worker.cpu_seconds
         worker.stop()
+        sampler.stop()
     rows = max(1, live.get("rows_marked", 0))
     window = worker.cpu_between(live["first_poll"], live["last_mark"]) if live.get("seconds") else 0.0
     measured = {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024, "worker_cpu_s": cpu,
                 "worker_cpu_us_per_row": cpu * 1e6 / rows, "window_cpu_s": window,
                 "window_cpu_us_per_row": window * 1e6 / rows}
+    if live.get("seconds"):
+        measured["cpu_by_process"] = cpu_table({"worker": window, **sampler.between(live["first_poll"],
+                                                                                  live["last_mark"])},
+                                               live["seconds"], rows)
     if live.get("seconds") and (collector := worker.gc_between(live["first_poll"], live["last_mark"])) is not None:
         measured.update(window_gc_s=collector, window_gc_share=collector / window if window else None)
     return measured
