@@ -4,10 +4,10 @@ records of ``streams.topic_records``."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
@@ -17,6 +17,7 @@ from faust.types import RecordMetadata
 from streams import metrics
 from streams.chunking import chunks
 from streams.entity_ids import EntityType, entity
+from streams.record_batches import Record, send_batches
 from streams.settings import Settings
 from streams.topic_records import (
     AckBatch,
@@ -32,6 +33,19 @@ from streams.topic_records import (
 
 Pending = list[Awaitable[RecordMetadata]]
 """Futures of records sent to Kafka: awaited, they say Kafka has them."""
+
+
+class Letter(NamedTuple):
+    """A dead letter to send (``Topics.send_dead_letters``): its topic ``key``; its ``stage``, a
+    ``DeadLetterStage`` (or a plain string naming one); why; its tenant; and its ``source``, of the stage's
+    shape."""
+
+    key: str
+    stage: str
+    reason: str
+    tenant: str
+    source: dict[str, Any]
+
 
 ROWS_PER_RECORD = 1000
 ROW_BYTES_PER_RECORD = 512 * 1024
@@ -129,16 +143,23 @@ class Topics:
         return [await self.entity_changes.send(key=chunk[0].kind, value=EntityChanges(snapshots=list(chunk)))
                 for chunk in chunks(snapshots, SNAPSHOTS_PER_RECORD)]
 
-    async def send_dead_letter(self, key: str, stage: str, reason: str, tenant: str,
-                               source: dict[str, Any]) -> Awaitable[RecordMetadata]:
-        """Put a dead letter on its topic (and count it); await the result to know Kafka has it.
-
-        ``stage`` is a ``DeadLetterStage`` (a plain string naming one is taken too; any other raises
-        ``ValueError``), and ``source`` has that stage's shape."""
-        stage = DeadLetterStage(stage)
-        metrics.dead_letters.labels(stage=stage, tenant=tenant).inc()
-        return await self.dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
-                                                                     source=source, at=time.time()))
+    async def send_dead_letters(self, letters: Iterable[Letter]) -> Pending:
+        """Put dead letters on their topic (and count them), as record batches (``streams.record_batches``) on
+        the partitions of their keys; await the returned futures to know Kafka has them. Raises ``ValueError``
+        for a stage that names no ``DeadLetterStage``."""
+        topic, at = self.dead_letter, time.time()
+        records: list[Record] = []
+        counts: Counter[tuple[DeadLetterStage, str]] = Counter()
+        for key, stage, reason, tenant, source in letters:
+            stage = DeadLetterStage(stage)
+            counts[stage, tenant] += 1
+            raw_key = topic.prepare_key(key, None)[0]
+            raw_value = topic.prepare_value(DeadLetter(stage=stage, reason=reason, tenant=tenant, source=source,
+                                                       at=at), None)[0]
+            records.append((partition_of_key_bytes(raw_key, self.partitions), raw_key, raw_value))
+        for (stage, tenant), count in counts.items():
+            metrics.dead_letters.labels(stage=stage, tenant=tenant).inc(count)
+        return [batch.delivered for batch in await send_batches(self.app, topic.get_topic_name(), records)]
 
     async def request_entities(self, tenant: str, kind: EntityType, ids: Iterable[int | str], *,
                                acks: dict[str, list[str]] | None = None, attempt: int = 0,
@@ -176,11 +197,12 @@ def partition_of(key: str, partitions: int) -> int:
     """The partition (of ``partitions``) Kafka's default partitioner gives a table's ``key`` (faust serializes
     str table keys as JSON), so batched requests go where the keyed tables (``streams.tables.keyed``) keep that
     key."""
-    return partition_of_json(orjson.dumps(key), partitions)
+    return partition_of_key_bytes(orjson.dumps(key), partitions)
 
 
 @lru_cache(maxsize=65_536)
-def partition_of_json(key: bytes, partitions: int) -> int:
-    """``partition_of`` a key given as its JSON (the bytes faust's json serializer makes of a str key, as a store
-    holds it). Cached: murmur2 is pure Python, and the same sends and subscribers come back with every page."""
+def partition_of_key_bytes(key: bytes, partitions: int) -> int:
+    """The partition (of ``partitions``) Kafka's default partitioner gives a record of serialized ``key`` (a str table
+    key's is its JSON, as a store holds it). Cached: murmur2 is pure Python, and the same sends and subscribers
+    come back with every page."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -21,13 +21,16 @@ from typing import Any, cast
 import faust
 import orjson
 from aiokafka.errors import KafkaError
-from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.exceptions import ProducerSendError
 from faust.stores.base import SerializedStore
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TableT
+from faust.types.enums import ProcessingGuarantee
 
-from streams.topics import partition_of, partition_of_json
+from streams.record_batches import send_batches
+from streams.topics import partition_of, partition_of_key_bytes
+
+ChangelogRecord = tuple[int, bytes, bytes | None]
+"""A table entry's changelog record: its partition, key and value (None: a tombstone), serialized."""
 
 
 class KeyedTable(faust.Table):
@@ -39,7 +42,7 @@ class KeyedTable(faust.Table):
 
     def partition_for_raw_key(self, raw_key: bytes) -> int:
         """``partition_for_key`` of a key given as the JSON the table serializes it to (the store's key)."""
-        return partition_of_json(raw_key, self.partitions or self.app.conf.topic_partitions)
+        return partition_of_key_bytes(raw_key, self.partitions or self.app.conf.topic_partitions)
 
     def field(self, key: str, name: str) -> Any:
         """Field ``name`` of the value of ``key`` (None when the key has no value or the value no such field),
@@ -53,57 +56,58 @@ class KeyedTable(faust.Table):
 
     async def write(self, entries: Mapping[str, Any]) -> None:
         """Set each key of ``entries`` to its value, or delete it where the value is None, as ``table[key] = value``
-        and ``del table[key]`` do: in the local store at once, in the order given, and as a changelog record on the
-        key's partition (a tombstone for a delete). Returns once Kafka has every record, having noted in each
-        partition's store the changelog offset it reached (faust's persisted offset, where a restart's recovery
-        starts). Raises faust's ``ProducerSendError`` when Kafka refuses a record; what the store already holds
-        then is what faust's per-key path would hold too.
+        and ``del table[key]`` do: in the local store, in the order given, once the producer holds the changelog
+        records (one on each key's partition; a tombstone for a delete). Returns once Kafka has every record,
+        having noted in each partition's store the changelog offset it reached (faust's persisted offset, where a
+        restart's recovery starts). Raises faust's ``ProducerSendError`` when the producer cannot take the records
+        (the store is then left as it was) or Kafka refuses one (the store then holds every entry, as faust's
+        per-key path would).
 
         Each value is serialized once, for the changelog, and those bytes go to a RocksDB store as they are (as
-        faust's recovery puts changelog records there). The records go to Kafka as one aiokafka record batch per
-        partition (``create_batch``, ``send_batch``; more where a batch is full), outside any transaction: the
-        app's processing guarantee is at-least-once (``keyed_table`` refuses exactly-once apps)."""
+        faust's recovery puts changelog records there). The records go to Kafka as record batches
+        (``streams.record_batches``), outside any transaction (``keyed_table`` refuses exactly-once apps)."""
         topic, data = self.changelog_topic, self.data
-        store = data if isinstance(data, SerializedStore) else None
-        producer = cast(faust_aiokafka.Producer, self.app.producer)._ensure_producer()  # aiokafka's, under faust's
-        batches: dict[int, list[BatchBuilder]] = {}
+        records: list[ChangelogRecord] = []
         for key, value in entries.items():
             raw_key = topic.prepare_key(key, self.key_serializer)[0]
+            raw_value = None if value is None else topic.prepare_value(value, self.value_serializer)[0]
+            records.append((self.partition_for_raw_key(raw_key), raw_key, raw_value))
+        name = topic.get_topic_name()
+        sent = await send_batches(self.app, name, records)
+        self._apply(entries, records)
+        try:
+            delivered = await asyncio.gather(*(batch.delivered for batch in sent))
+        except KafkaError as exc:
+            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+        reached: dict[int, int] = {}
+        for batch, metadata in zip(sent, delivered, strict=True):
+            reached[batch.partition] = max(reached.get(batch.partition, -1), metadata.offset + batch.records - 1)
+        for partition, offset in reached.items():
+            data.set_persisted_offset(TP(name, partition), offset)
+
+    def _apply(self, entries: Mapping[str, Any], records: list[ChangelogRecord]) -> None:
+        """Apply ``entries`` to the local store, from their changelog ``records`` on a RocksDB store."""
+        data = self.data
+        store = data if isinstance(data, SerializedStore) else None
+        for (key, value), (_, raw_key, raw_value) in zip(entries.items(), records, strict=True):
             if value is None:
-                raw_value = None
                 if store is None:
                     data.pop(key, None)
                 else:
                     store._del(raw_key)
                 self._sensor_on_del(self, key)
             else:
-                raw_value = topic.prepare_value(value, self.value_serializer)[0]
                 if store is None:
                     data[key] = value
                 else:
                     store._set(raw_key, raw_value)
                 self._sensor_on_set(self, key, value)
-            builders = batches.setdefault(self.partition_for_raw_key(raw_key), [producer.create_batch()])
-            while builders[-1].append(key=raw_key, value=raw_value, timestamp=None) is None:
-                builders.append(producer.create_batch())  # the last one was full
-        name = topic.get_topic_name()
-        sent = [(partition, builder, await producer.send_batch(builder, name, partition=partition))
-                for partition, builders in batches.items() for builder in builders]
-        try:
-            delivered = await asyncio.gather(*(future for _, _, future in sent))
-        except KafkaError as exc:
-            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
-        reached: dict[int, int] = {}
-        for (partition, builder, _), metadata in zip(sent, delivered, strict=True):
-            reached[partition] = max(reached.get(partition, -1), metadata.offset + builder.record_count() - 1)
-        for partition, offset in reached.items():
-            data.set_persisted_offset(TP(name, partition), offset)
 
 
 def keyed_table(app: faust.App, name: str, *, partitions: int | None = None, **options: Any) -> KeyedTable:
     """A ``KeyedTable`` named ``name`` added to ``app``'s tables (``options``: faust's table options). Raises
     ``ValueError`` for an exactly-once app (``processing_guarantee``)."""
-    if app.in_transaction:
+    if app.conf.processing_guarantee == ProcessingGuarantee.EXACTLY_ONCE:
         raise ValueError(f"table {name}: KeyedTable.write sends outside transactions, so not in an exactly-once app")
     table = KeyedTable(app, name=name, beacon=app.tables.beacon, partitions=partitions, key_type=str, **options)
     return cast(KeyedTable, app.tables.add(cast(TableT, table)))

@@ -11,6 +11,7 @@ from typing import Any
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.exceptions import ProducerSendError
 from faust.types import TP
 
 from streams.tables.keyed import keyed_table
@@ -94,3 +95,25 @@ async def test_a_batch_write_leaves_what_faust_per_key_writes_leave(kafka_url: s
             assert per_key.data.persisted_offset(TP(per_key.changelog_topic.get_topic_name(), partition)) == faust_last
     finally:
         await app.producer.stop()
+
+
+async def test_a_write_the_producer_cannot_take_leaves_the_store_as_it_was(kafka_url: str, tmp_path: Path) -> None:
+    app = faust.App(f"keyed-test-{uuid.uuid4().hex[:10]}", broker=kafka_url, web_enabled=False, store=STORE_URL,
+                    datadir=str(tmp_path), topic_partitions=4, topic_replication_factor=1)
+    table = keyed_table(app, "closed", partitions=4, value_type=EntitySnapshot)
+    await app.producer.maybe_start()
+    try:
+        await table.changelog_topic.maybe_declare()
+        await table.write({KEYS[0]: snapshot(KEYS[0], 1)})
+        await app.producer._ensure_producer().stop()  # aiokafka's producer closed under faust's
+        with pytest.raises(ProducerSendError):
+            await asyncio.wait_for(table.write({KEYS[1]: snapshot(KEYS[1], 1), KEYS[0]: None}), 30)
+        assert table.get(KEYS[0]) == snapshot(KEYS[0], 1) and KEYS[1] not in table
+    finally:
+        await app.producer.stop()
+
+
+def test_an_exactly_once_app_gets_no_keyed_table() -> None:
+    app = faust.App("keyed-test-eos", broker="kafka://127.0.0.1:1", processing_guarantee="exactly_once")
+    with pytest.raises(ValueError, match="exactly-once"):
+        keyed_table(app, "eos", partitions=4, value_type=EntitySnapshot)
