@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -138,32 +137,20 @@ class MarketingCloudClient:
         batch_size: int | None = None,
     ) -> AsyncIterator[list[Result]]:
         """Yield pages of flattened results (lists of ``Result``; empty pages are skipped), continuing while SFMC
-        says ``MoreDataAvailable``; ``batch_size`` is rows a page, at most 2500.
-
-        The next page is asked for before a page is yielded, so SFMC makes it (and the reply travels) while the
-        caller handles this one: a page's wait is the longer of the two, not their sum. An error of that request
-        is raised when the caller asks for the page; a caller that stops early cancels it."""
+        says ``MoreDataAvailable``; ``batch_size`` is rows a page, at most 2500."""
         size = min(batch_size, MAX_BATCH) if batch_size else None
         reply = await self._soap(
             object_type, lambda token: retrieve_envelope(token, object_type, properties, filter, size)
         )
         while True:
-            following = None
-            if reply.more:
-                if not reply.request_id:
-                    raise MalformedResponse(f"Retrieve {object_type}: MoreDataAvailable without a RequestID")
-                following = asyncio.ensure_future(
-                    self._soap(object_type, partial(continue_envelope, request_id=reply.request_id)))
-            try:
-                if reply.results:
-                    yield reply.results
-            except BaseException:  # the caller stopped here (the generator closed, or cancelled)
-                if following is not None:
-                    following.cancel()
-                raise
-            if following is None:
+            if reply.results:
+                yield reply.results
+            if not reply.more:
                 return
-            reply = await following
+            request_id = reply.request_id
+            if not request_id:
+                raise MalformedResponse(f"Retrieve {object_type}: MoreDataAvailable without a RequestID")
+            reply = await self._soap(object_type, partial(continue_envelope, request_id=request_id))
 
     async def _all(self, object_type: str, properties: Sequence[str], ids: Iterable[int | str]) -> list[Result]:
         results: list[Result] = []

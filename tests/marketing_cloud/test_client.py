@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
@@ -146,36 +145,6 @@ async def test_click_rows_are_raw_strings_and_ready_only(make_client: ClientFact
         "ListID": "12",
         "IsBot_v3": "False",
     }
-
-
-async def continues_requested(admin: httpx.AsyncClient) -> int:
-    return int((await admin.get("counts")).json()["total"].get("soap:continue", 0))
-
-
-async def test_the_next_page_is_asked_for_while_the_caller_holds_this_one(make_client: ClientFactory,
-                                                                          admin: httpx.AsyncClient) -> None:
-    async with make_client() as client:
-        pages = client.click_rows(datetime(2020, 1, 1, tzinfo=CST), page_size=1)
-        first = await anext(pages)
-        async with asyncio.timeout(10):  # the caller has not asked for page 2: the client already has
-            while await continues_requested(admin) < 1:
-                await asyncio.sleep(0.02)
-        rest = [page async for page in pages]
-    assert [row["ID"] for page in [first, *rest] for row in page] == ["row-1", "row-2", "row-reject"]
-    assert await continues_requested(admin) == 2  # each page asked for once
-
-
-async def test_a_caller_that_stops_early_leaves_no_request_running(make_client: ClientFactory,
-                                                                   admin: httpx.AsyncClient) -> None:
-    await admin.post("config", json={"latency_ms": {"soap": 1000}})  # the next page is on its way a while
-    async with make_client() as client:
-        pages = client.click_rows(datetime(2020, 1, 1, tzinfo=CST), page_size=1)
-        await anext(pages)
-        await pages.aclose()
-        await asyncio.sleep(0.05)
-        running = [task for task in asyncio.all_tasks()
-                   if not task.done() and "_soap" in task.get_coro().__qualname__]  # type: ignore[union-attr]
-        assert running == []
 
 
 async def test_since_compares_in_server_time(make_client: ClientFactory) -> None:
