@@ -2,10 +2,11 @@
 
 faust's ``Topic.send`` and its tables' ``table[key] = value`` make a future message per record, aiokafka makes a
 future per record on top, and each delivery is handled in a callback of its own. Where many records go out
-together (a table's changelog entries, a page's dead letters), ``send_batches`` hands aiokafka whole batches
-instead (its ``create_batch`` and ``send_batch``): one future per batch (``bench/table_writes.py`` measures the
-difference on a table). The records go out outside any transaction: the app's processing guarantee is
-at-least-once.
+together (a table's changelog entries), ``send_batches`` hands aiokafka whole batches instead (its
+``create_batch`` and ``send_batch``): one future per batch (``bench/table_writes.py`` measures the difference on
+a table). A batch waits for the one before it on its partition to be sent, so records met one at a time are
+better sent with faust's ``Topic.send``. The records go out outside any transaction: the app's processing
+guarantee is at-least-once.
 """
 
 from __future__ import annotations
@@ -47,12 +48,18 @@ async def send_batches(app: AppT, topic: str, records: Iterable[Record]) -> list
     producer = cast(faust_aiokafka.Producer, await app.maybe_start_producer())._ensure_producer()  # aiokafka's
     builders: dict[int, list[BatchBuilder]] = {}
     for partition, key, value in records:
-        batches = builders.setdefault(partition, [producer.create_batch()])
+        batches = builders.get(partition)
+        if batches is None:
+            batches = builders[partition] = [producer.create_batch()]
         while batches[-1].append(key=key, value=value, timestamp=None) is None:  # full: an empty one takes any
             batches.append(producer.create_batch())
+    sent = []
     try:
-        return [SentBatch(partition, builder.record_count(),
-                          await producer.send_batch(builder, topic, partition=partition))
-                for partition, batches in builders.items() for builder in batches]
+        for partition, batches in builders.items():
+            for builder in batches:
+                builder.close()  # complete: sent without waiting out the producer's linger
+                sent.append(SentBatch(partition, builder.record_count(),
+                                      await producer.send_batch(builder, topic, partition=partition)))
     except KafkaError as exc:  # as faust's own send reports it
         raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+    return sent

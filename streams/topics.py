@@ -4,7 +4,7 @@ records of ``streams.topic_records``."""
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -17,7 +17,6 @@ from faust.types import RecordMetadata
 from streams import metrics
 from streams.chunking import chunks
 from streams.entity_ids import EntityType, entity
-from streams.record_batches import Record, send_batches
 from streams.settings import Settings
 from streams.topic_records import (
     AckBatch,
@@ -144,22 +143,20 @@ class Topics:
                 for chunk in chunks(snapshots, SNAPSHOTS_PER_RECORD)]
 
     async def send_dead_letters(self, letters: Iterable[Letter]) -> Pending:
-        """Put dead letters on their topic (and count them), as record batches (``streams.record_batches``) on
-        the partitions of their keys; await the returned futures to know Kafka has them. Raises ``ValueError``
-        for a stage that names no ``DeadLetterStage``."""
-        topic, at = self.dead_letter, time.time()
-        records: list[Record] = []
-        counts: Counter[tuple[DeadLetterStage, str]] = Counter()
+        """Put dead letters on their topic (and count them); await the returned futures to know Kafka has them.
+        Raises ``ValueError`` for a stage that names no ``DeadLetterStage``.
+
+        Each is sent with faust's ``Topic.send``, which adds it to the producer's open batch: callers that meet
+        their letters one at a time can send them one at a time (a record batch of its own per letter,
+        ``streams.record_batches``, would wait for the one before it to be sent)."""
+        pending: Pending = []
+        at = time.time()
         for key, stage, reason, tenant, source in letters:
             stage = DeadLetterStage(stage)
-            counts[stage, tenant] += 1
-            raw_key = topic.prepare_key(key, None)[0]
-            raw_value = topic.prepare_value(DeadLetter(stage=stage, reason=reason, tenant=tenant, source=source,
-                                                       at=at), None)[0]
-            records.append((partition_of_key_bytes(raw_key, self.partitions), raw_key, raw_value))
-        for (stage, tenant), count in counts.items():
-            metrics.dead_letters.labels(stage=stage, tenant=tenant).inc(count)
-        return [batch.delivered for batch in await send_batches(self.app, topic.get_topic_name(), records)]
+            metrics.dead_letters.labels(stage=stage, tenant=tenant).inc()
+            pending.append(await self.dead_letter.send(key=key, value=DeadLetter(
+                stage=stage, reason=reason, tenant=tenant, source=source, at=at)))
+        return pending
 
     async def request_entities(self, tenant: str, kind: EntityType, ids: Iterable[int | str], *,
                                acks: dict[str, list[str]] | None = None, attempt: int = 0,

@@ -61,8 +61,9 @@ class KeyedTable(faust.Table):
         records (one on each key's partition; a tombstone for a delete). Returns once Kafka has every record,
         having noted in each partition's store the changelog offset it reached (faust's persisted offset, where a
         restart's recovery starts). Raises faust's ``ProducerSendError`` when the producer cannot take the records
-        (the store is then left as it was) or Kafka refuses one (the store then holds every entry, as faust's
-        per-key path would).
+        (the store is then left as it was, though batches queued before the failure may reach the changelog, and
+        a recovery applies them) or Kafka refuses one (the store then holds every entry, as faust's per-key path
+        would).
 
         Each value is serialized once, for the changelog, and those bytes go to a RocksDB store as they are (as
         faust's recovery puts changelog records there). The records go to Kafka as record batches
