@@ -89,13 +89,8 @@ class RowIndex:
         found = self.get([key for key, _ in outcomes])
         self.put((row for row, seen in zip(outcomes, found, strict=True) if seen is None or seen[1] <= at), at)
 
-    def clear(self) -> None:
-        """Forget every row (the database is destroyed, and opened empty again on next use)."""
-        self.close()
-        rocksdict.Rdict.destroy(str(self.path))
-
     def close(self) -> None:
-        """Close the database, if open."""
+        """Close the database, if open: every row is forgotten, for the next use opens it empty."""
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -91,7 +91,7 @@ class SeenRows(faust.Table):
         """After faust's recovery, rebuild the index from the table's entries, one at a time (a row's latest
         handling wins)."""
         await super().on_recovery_completed(active_tps, standby_tps)
-        self._index.clear()
+        self._index.close()  # opened empty again by the first keep_latest
         for entry in self.data.values():
             self._index.keep_latest(list(entry["rows"].items()), entry["at"])
 

@@ -39,6 +39,18 @@ async def test_recovery_rebuilds_the_index_latest_handling_first(seen: SeenRows)
         (Outcome.EVENT, 2000.0), (Outcome.SKIPPED, 1000.0), None]
 
 
+async def test_recovery_on_a_first_start_meets_no_index_directory_yet(tmp_path: Path) -> None:
+    index = RowIndex(tmp_path / "absent" / "index", TTL)
+    seen = SeenRows(app, name="seen-rows-first", beacon=app.tables.beacon, key_type=str, store="memory://first",
+                    ttl=TTL, index=index)
+    await seen.on_recovery_completed(set(), set())
+    assert seen.lookup(["ien:a"], 1000.0) == [None]
+    seen.data["0:1"] = {"at": 1000.0, "rows": {"ien:a": int(Outcome.EVENT)}}
+    await seen.on_recovery_completed(set(), set())
+    assert seen.lookup(["ien:a"], 1000.0) == [(Outcome.EVENT, 1000.0)]
+    index.close()
+
+
 async def test_expire_drops_old_records_and_lookups_stop_at_the_ttl(seen: SeenRows) -> None:
     seen.data["0:1"] = {"at": 1000.0, "rows": {"ien:old": int(Outcome.EVENT)}}
     seen.data["0:2"] = {"at": 5000.0, "rows": {"ien:new": int(Outcome.EVENT)}}
@@ -57,7 +69,7 @@ def test_row_index_round_trips_outcomes_and_times_to_the_millisecond(tmp_path: P
     index.put([("ien:3", 1)], at=1_764_650_001.0)  # written again: the latest wins
     index.keep_latest([("ien:3", 2), ("ien:4", 2)], at=1_764_650_000.5)  # older than ien:3's, newer than ien:4's
     assert index.get(["ien:3", "ien:4"]) == [(1, 1_764_650_001.0), (2, 1_764_650_000.5)]
-    index.clear()
+    index.close()
     assert index.get(["ien:3"]) == [None]
     index.close()
 
