@@ -62,7 +62,7 @@ def parse_row(tenant: str, row: Mapping[str, str], skip_job_ids: frozenset[str])
     except OverflowError:
         raise RowRejected("EventDate is out of range") from None
     try:
-        bot = parse_bool(row.get("IsBot_v3") or "False")
+        bot = parse_bool((row.get("IsBot_v3") or "").strip() or "False")  # missing, empty or blank: no bot
     except ValueError:
         raise RowRejected("IsBot_v3 is not a boolean") from None
     content = row.get("LinkContent") or ""

@@ -52,7 +52,7 @@ links = st.one_of(
     st.just("x" * 100_000),
     st.just(""),
 )
-bools = st.one_of(st.sampled_from(["True", "False", "true", "0", "1", "", " TRUE ", "yes", "Ṫrue"]),
+bools = st.one_of(st.sampled_from(["True", "False", "true", "0", "1", "", " TRUE ", "yes", "Ṫrue", "\r", " \u00a0"]),
                   st.text(max_size=5))
 extra_keys = st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: k not in ROW_KEYS),
                              st.text(max_size=20), max_size=3)
@@ -114,6 +114,8 @@ def _dates_disagree(row: dict[str, str]) -> bool:
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows())
+@example({"ID": "e3e70682-c209-4cac-629f-6fbed82c07cd", "JobID": "0", "SubscriberID": "0",
+          "EventDate": "1/1/0001 1:0:0 AM", "IsBot_v3": "\r"})  # a blank IsBot_v3: no bot, as an empty one
 def test_parse_row_agrees_with_expectation(row: dict[str, str]) -> None:
     """SPEC 3 as ``expected.classify`` reads it, independently: same verdict for every row."""
     kind, _ = outcome(row)

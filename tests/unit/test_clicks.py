@@ -57,6 +57,12 @@ def test_rejected_rows(overrides: dict[str, str], reason: str, skip: bool, bad: 
     assert (caught.value.skip, caught.value.bad) == (skip, bad)
 
 
+@pytest.mark.parametrize("value", ["", " ", "\r", "\t\n", "\u00a0", "\u2003"])
+def test_a_blank_is_bot_is_no_bot_as_an_empty_one(value: str) -> None:
+    assert parse_row("ien", row(IsBot_v3=value), frozenset()).bot is False
+    assert parse_row("ien", row(IsBot_v3=f"{value}True{value}"), frozenset()).bot is True
+
+
 def test_fold_merges_clicks_on_one_document() -> None:
     send = "mc.ien.send*607105"
     first = parse_row("ien", row(ID="a"), frozenset())
