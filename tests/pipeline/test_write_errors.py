@@ -44,6 +44,7 @@ REREAD = 15.0
 ``worker_env``) and a poll (2 s)."""
 
 BATCH_APP = '''
+import asyncio
 import os
 from pathlib import Path
 
@@ -60,6 +61,7 @@ topic = app.topic(os.environ["TOPIC"], value_serializer="raw", partitions=1)
 
 async def handle(batch):
     if os.environ.get("FAIL"):
+        await asyncio.sleep(1.0)  # the records after the batch reach the stream meanwhile
         raise RuntimeError(f"a batch of {len(batch)} fails")
     with Path(os.environ["OUT"]).open("a") as out:
         out.writelines(f"{value.decode()}\\n" for value in batch)
@@ -101,10 +103,11 @@ async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
         await consumer.stop()
 
 
-@pytest.mark.parametrize(("form", "failing"), [("batch", 5), ("event", 1)])
+@pytest.mark.parametrize(("form", "failing"), [("batch", 10), ("event", 1)])
 def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str, form: str, failing: int) -> None:
     """An agent whose batch (``each_batch``) or event (``each_event``) raises stops the worker (status 1) with
-    none of its offsets committed; the next worker reads it again, and commits it once handled."""
+    none of its offsets committed, neither the failed batch's nor those of the records the stream had fetched
+    behind it; the next worker reads them all again, and commits them once handled."""
     tag = uuid.uuid4().hex[:10]
     topic, group = f"take-{tag}", f"take-app-{tag}"
     app_path, out = tmp_path / "batch_app.py", tmp_path / "handled.txt"
@@ -112,7 +115,7 @@ def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str, f
     env = {**os.environ, "PYTHONPATH": str(ROOT), "APP_ID": group, "BROKER": f"kafka://{kafka_bootstrap}",
            "TOPIC": topic, "DATA_DIR": str(tmp_path / "data"), "OUT": str(out), "FORM": form}
     command = [sys.executable, str(app_path), "worker", "-l", "info"]
-    values = [f"r{i}" for i in range(5)]
+    values = [f"r{i}" for i in range(25)]  # the first batch of 10 fails while the stream holds the rest
     asyncio.run(_produce(kafka_bootstrap, topic, values))
 
     failed = subprocess.run(command, env={**env, "FAIL": "1"}, capture_output=True, text=True, timeout=120)
