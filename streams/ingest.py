@@ -46,8 +46,8 @@ class Outputs(Protocol):
         """Rows (their key values) to mark with ``status`` (ingest's: ``skipped``), and why."""
         ...
 
-    async def dead_letters(self, tenant: str, rows: Sequence[tuple[dict[str, Any], str]]) -> Pending:
-        """Rows that are bad input (``RowRejected.bad``), each with why: dead-lettered, stage ``ingest``."""
+    async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> Pending:
+        """A row that is bad input (``RowRejected.bad``): dead-lettered, stage ``ingest``."""
         ...
 
     async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[str],
@@ -82,7 +82,6 @@ class Ingest:
         requeued = batch.source == DEAD_LETTER_SOURCE  # their first reading produced no event
         events: dict[str, list[ClickEvent]] = defaultdict(list)  # by send entity
         skipped: dict[str, list[dict[str, str]]] = defaultdict(list)  # by reason
-        bad: list[tuple[dict[str, Any], str]] = []  # (row, reason)
         handled: dict[str, Outcome] = {}
         pending: Pending = []
         refused = 0
@@ -111,13 +110,11 @@ class Ingest:
                 if exc.skip:
                     skipped[exc.reason].append(row_keys(row))
                 if exc.bad:
-                    bad.append((dict(row), exc.reason))
+                    pending += await self.outputs.dead_letter(tenant, dict(row), exc.reason)
                 continue
             handled[key] = Outcome.EVENT
             events[entity(tenant, "send", row["JobID"].strip())].append(event)
         metrics.refused_rows_dropped.labels(tenant=tenant).inc(refused)
-        if bad:
-            pending += await self.outputs.dead_letters(tenant, bad)
         for reason, rows in skipped.items():
             metrics.rows_skipped.labels(tenant=tenant).inc(len(rows))
             pending += await self.outputs.acks(tenant, "skipped", rows, reason)

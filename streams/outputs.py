@@ -13,7 +13,7 @@ from streams.batches import producer_ebb
 from streams.entity_ids import EntityType
 from streams.tables.seen_rows import REFUSED_SOURCE, UNWRITTEN_SOURCE
 from streams.topic_records import ClickEvent, DeadLetterStage, EntitySnapshot
-from streams.topics import Letter, Pending, Topics
+from streams.topics import Pending, Topics
 
 
 class KafkaIngestOutputs:
@@ -31,11 +31,10 @@ class KafkaIngestOutputs:
         """``acks``: ``AckBatch``es of ``status`` and ``reason``, key the tenant."""
         return await self.topics.send_acks(tenant, status, rows, reason)
 
-    async def dead_letters(self, tenant: str, rows: Sequence[tuple[dict[str, Any], str]]) -> Pending:
-        """``dead-letter``: a ``DeadLetter`` per ``(row, reason)``, stage ``ingest``, key ``{tenant}:{row ID}``,
-        source the row."""
-        return await self.topics.send_dead_letters(Letter(f"{tenant}:{row.get('ID', '')}", DeadLetterStage.INGEST,
-                                                          reason, tenant, row) for row, reason in rows)
+    async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> Pending:
+        """``dead-letter``: a ``DeadLetter``, stage ``ingest``, key ``{tenant}:{row ID}``, source the row."""
+        return [await self.topics.send_dead_letter(f"{tenant}:{row.get('ID', '')}", DeadLetterStage.INGEST, reason,
+                                                   tenant, row)]
 
     async def entity_requests(self, tenant: str, kind: EntityType, ids: Iterable[str],
                               acks: dict[str, list[str]] | None = None) -> Pending:
@@ -57,8 +56,8 @@ class KafkaClickOutputs:
 
     async def dead_letter(self, tenant: str, send: str, click: ClickEvent, reason: str) -> Pending:
         """``dead-letter``: a ``DeadLetter``, stage ``write-clicks``, key ``{tenant}:{row ID}``, source: send, click."""
-        return await self.topics.send_dead_letters([Letter(f"{tenant}:{click.row_id}", DeadLetterStage.WRITE_CLICKS,
-                                                           reason, tenant, {"send": send, "event": click._asdict()})])
+        return [await self.topics.send_dead_letter(f"{tenant}:{click.row_id}", DeadLetterStage.WRITE_CLICKS, reason,
+                                                   tenant, {"send": send, "event": click._asdict()})]
 
     async def unwritten(self, tenant: str, rows: Sequence[dict[str, str]], at: float) -> Pending:
         """``click-rows``: ``ClickRows`` of source ``unwritten`` read at ``at`` (epoch seconds), key
@@ -75,8 +74,8 @@ class KafkaModelOutputs:
 
     async def dead_letter(self, snapshot: EntitySnapshot, reason: str) -> Pending:
         """``dead-letter``: a ``DeadLetter``, stage ``write-models``, key the entity, source ``{"entity": entity}``."""
-        return await self.topics.send_dead_letters([Letter(snapshot.entity, DeadLetterStage.WRITE_MODELS, reason,
-                                                           snapshot.tenant, {"entity": snapshot.entity})])
+        return [await self.topics.send_dead_letter(snapshot.entity, DeadLetterStage.WRITE_MODELS, reason,
+                                                   snapshot.tenant, {"entity": snapshot.entity})]
 
 
 class KafkaResolverOutputs:
@@ -99,8 +98,8 @@ class KafkaResolverOutputs:
 
     async def dead_letter(self, tenant: str, kind: EntityType, key: str, reason: str) -> Pending:
         """``dead-letter``: a ``DeadLetter``, stage ``resolve-{kind}``, key ``key``, source ``{"entity": key}``."""
-        return await self.topics.send_dead_letters([Letter(key, DeadLetterStage(f"resolve-{kind}"), reason, tenant,
-                                                           {"entity": key})])
+        return [await self.topics.send_dead_letter(key, DeadLetterStage(f"resolve-{kind}"), reason, tenant,
+                                                   {"entity": key})]
 
     async def room(self) -> None:
         """Sends nothing: ``producer_ebb`` on ``app`` (``RuntimeError`` when its producer buffer crashed)."""
@@ -117,8 +116,8 @@ class KafkaMarkingOutputs:
 
     async def dead_letter(self, tenant: str, keys: dict[str, str], reason: str) -> Pending:
         """``dead-letter``: a ``DeadLetter``, stage ``ack``, key ``{tenant}:{row ID}``, source ``{"keys": keys}``."""
-        return await self.topics.send_dead_letters([Letter(f"{tenant}:{keys.get('ID', '')}", DeadLetterStage.ACK,
-                                                           reason, tenant, {"keys": keys})])
+        return [await self.topics.send_dead_letter(f"{tenant}:{keys.get('ID', '')}", DeadLetterStage.ACK, reason,
+                                                   tenant, {"keys": keys})]
 
     async def refused(self, tenant: str, rows: list[dict[str, str]], at: float) -> Pending:
         """``click-rows``: ``ClickRows`` of source ``refused`` read at ``at`` (epoch seconds), key

@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 import orjson
@@ -32,19 +32,6 @@ from streams.topic_records import (
 
 Pending = list[Awaitable[RecordMetadata]]
 """Futures of records sent to Kafka: awaited, they say Kafka has them."""
-
-
-class Letter(NamedTuple):
-    """A dead letter to send (``Topics.send_dead_letters``): its topic ``key``; its ``stage``, a
-    ``DeadLetterStage`` (or a plain string naming one); why; its tenant; and its ``source``, of the stage's
-    shape."""
-
-    key: str
-    stage: str
-    reason: str
-    tenant: str
-    source: dict[str, Any]
-
 
 ROWS_PER_RECORD = 1000
 ROW_BYTES_PER_RECORD = 512 * 1024
@@ -142,21 +129,16 @@ class Topics:
         return [await self.entity_changes.send(key=chunk[0].kind, value=EntityChanges(snapshots=list(chunk)))
                 for chunk in chunks(snapshots, SNAPSHOTS_PER_RECORD)]
 
-    async def send_dead_letters(self, letters: Iterable[Letter]) -> Pending:
-        """Put dead letters on their topic (and count them); await the returned futures to know Kafka has them.
-        Raises ``ValueError`` for a stage that names no ``DeadLetterStage``.
+    async def send_dead_letter(self, key: str, stage: str, reason: str, tenant: str,
+                               source: dict[str, Any]) -> Awaitable[RecordMetadata]:
+        """Put a dead letter on its topic (and count it); await the result to know Kafka has it.
 
-        Each is sent with faust's ``Topic.send``, which adds it to the producer's open batch: callers that meet
-        their letters one at a time can send them one at a time (a record batch of its own per letter,
-        ``streams.record_batches``, would wait for the one before it to be sent)."""
-        pending: Pending = []
-        at = time.time()
-        for key, stage, reason, tenant, source in letters:
-            stage = DeadLetterStage(stage)
-            metrics.dead_letters.labels(stage=stage, tenant=tenant).inc()
-            pending.append(await self.dead_letter.send(key=key, value=DeadLetter(
-                stage=stage, reason=reason, tenant=tenant, source=source, at=at)))
-        return pending
+        ``stage`` is a ``DeadLetterStage`` (a plain string naming one is taken too; any other raises
+        ``ValueError``), and ``source`` has that stage's shape."""
+        stage = DeadLetterStage(stage)
+        metrics.dead_letters.labels(stage=stage, tenant=tenant).inc()
+        return await self.dead_letter.send(key=key, value=DeadLetter(stage=stage, reason=reason, tenant=tenant,
+                                                                     source=source, at=time.time()))
 
     async def request_entities(self, tenant: str, kind: EntityType, ids: Iterable[int | str], *,
                                acks: dict[str, list[str]] | None = None, attempt: int = 0,
@@ -194,11 +176,5 @@ def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]
 def partition_of(key: str, partitions: int) -> int:
     """The partition (of ``partitions``) Kafka's default partitioner gives a table's ``key`` (faust serializes
     str table keys as JSON), so batched requests go where the keyed tables (``streams.tables.keyed``) keep that
-    key. Cached: murmur2 is pure Python, and the same sends and subscribers come back with every page. The cache
-    holds the str, not its JSON: an ``orjson.dumps`` result takes 4 KiB however short (orjson 3.13)."""
-    return partition_of_key_bytes(orjson.dumps(key), partitions)
-
-
-def partition_of_key_bytes(key: bytes, partitions: int) -> int:
-    """The partition (of ``partitions``) Kafka's default partitioner gives a record of serialized ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    key. Cached: murmur2 is pure Python, and the same sends and subscribers come back with every page."""
+    return (murmur2(orjson.dumps(key)) & 0x7FFFFFFF) % partitions

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from streams import metrics
 from streams.edges.formats import Message, Rejected, group_messages, preview
-from streams.topics import Letter, Topics
+from streams.topics import Topics
 
 
 class Bridge:
@@ -34,6 +34,7 @@ class Bridge:
 
     async def dead_letters(self, rejected: Sequence[Rejected], stage: str) -> None:
         """Each rejected message to ``dead-letter`` (reason, where, the start of its body), acknowledged."""
-        await asyncio.gather(*await self.topics.send_dead_letters(
-            Letter(f"{stage}:{exc.tenant}", stage, exc.reason, exc.tenant, {**where, "body": preview(body)})
-            for exc, body, where in rejected))
+        pending = [await self.topics.send_dead_letter(f"{stage}:{exc.tenant}", stage, exc.reason, exc.tenant,
+                                                      {**where, "body": preview(body)})
+                   for exc, body, where in rejected]
+        await asyncio.gather(*pending)

@@ -85,19 +85,21 @@ class Store(RocksDBStore):
         """The partition of ``key`` where the table alone decides it: a keyed table's partition for the key,
         0 in a one-partition table; None for the other tables (faust's store then decides)."""
         if isinstance(self.table, KeyedTable):
-            return self.table.partition_for_raw_key(key)
+            return self.table.partition_for_key(self._decode_key(key))
         return 0 if self.table.partitions == 1 else None
 
-    def _set(self, key: bytes, value: bytes | None) -> None:
+    def _write_partition(self, key: bytes) -> int:
         partition = self._key_partition(key)
-        if partition is None:
-            event = current_event()
-            if event is None or self.table.use_partitioner:
-                raise RuntimeError(f"table {self.table.name}: no partition for a key written outside an event")
-            partition = event.message.partition
-            # faust's reads find such a key through its key index; the others' partition is their key's, and an
-            # index entry would hold faust's key bytes (4 KiB each, as orjson makes them) for nothing
-            self._key_index[key] = partition
+        if partition is not None:
+            return partition
+        event = current_event()
+        if event is None or self.table.use_partitioner:
+            raise RuntimeError(f"table {self.table.name}: no partition for a key written outside an event")
+        return event.message.partition
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        partition = self._write_partition(key)
+        self._key_index[key] = partition
         self._db_for_partition(partition).put(key, value)
 
     def _get(self, key: bytes) -> bytes | None:

@@ -178,8 +178,8 @@ class FakeOutputs:
         self.sent_acks.append((tenant, AckBatch(tenant=tenant, status=status, rows=list(rows), reason=reason)))
         return [delivery(self.futures)]
 
-    async def dead_letters(self, tenant: str, rows: Any) -> list[asyncio.Future[None]]:
-        self.dead += [{"stage": "ingest", "reason": reason, "tenant": tenant, "source": row} for row, reason in rows]
+    async def dead_letter(self, tenant: str, row: dict[str, Any], reason: str) -> list[asyncio.Future[None]]:
+        self.dead.append({"stage": "ingest", "reason": reason, "tenant": tenant, "source": row})
         return [delivery(self.futures)]
 
     async def entity_requests(self, tenant: str, kind: str, ids: Any, acks: Any = None) -> list[asyncio.Future[None]]:

@@ -80,9 +80,8 @@ async def test_marking_dead_letters_on_kafka_are_of_the_ack_shape() -> None:
     letters: list[tuple[Any, ...]] = []
 
     class Topics:
-        async def send_dead_letters(self, sent: Any) -> list[Any]:
-            letters.extend(tuple(letter) for letter in sent)
-            return []
+        async def send_dead_letter(self, *letter: Any) -> None:
+            letters.append(letter)
 
     await KafkaMarkingOutputs(Topics()).dead_letter("ien", TWIN, "why")  # type: ignore[arg-type]
     assert letters == [("ien:2c0c", DeadLetterStage.ACK, "why", "ien", {"keys": TWIN})]

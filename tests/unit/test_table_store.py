@@ -4,7 +4,6 @@ without a current event, and found again by a new process on the same data direc
 from __future__ import annotations
 
 import gc
-import tracemalloc
 from pathlib import Path
 
 import faust
@@ -71,24 +70,3 @@ def test_a_field_of_a_value_is_what_the_value_holds(tmp_path: Path, store: str) 
     assert table.field(KEY, "no such field") is None and table.field("mc.ien.send*2", "retrieved_at") is None
     if store != "memory://":
         close(table)
-
-
-def test_what_lives_as_long_as_the_worker_holds_no_serialized_keys(tmp_path: Path) -> None:
-    """``orjson.dumps`` makes 4 KiB of every result, however short: a cache or index that keeps the bytes of each
-    key it meets grows by that much per entity (180 MB at 60,000 subscribers once). Neither the partition cache
-    nor the store's key index keeps them for keyed tables."""
-    table = keyed(new_app(tmp_path))
-    keys = [f"mc.ien.subscriber*{n}" for n in range(2_000)]
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for key in keys:
-            partition_of(key, 4)
-            table.data[key] = {"n": 1}
-        assert KEY not in table.data and keys[0] in table.data
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert grown < 1_000_000, f"{grown / len(keys):.0f} bytes held per key"
-    assert len(table.data._key_index) == 0
-    close(table)
