@@ -97,8 +97,13 @@ class Settings(BaseSettings):
     """Rows a click-log Retrieve page."""
     in_batch_size: int = Field(default=500, ge=1, le=2500)
     """Ids an entity lookup's ``IN`` request."""
-    fetch_window: float = Field(default=1.0, gt=0)
-    """Seconds a resolver gathers requests at most before it fetches them."""
+    fetch_window: float = Field(default=10.0, gt=0)
+    """Seconds the send and subscriber lookups (the ids clicks name) gather requests at most before they fetch
+    them. A click is written and acked without waiting for its send or subscriber, so a longer window delays only
+    the models, and fills more of each ``IN`` request (BENCHMARKS.md, 2026-12-03)."""
+    chained_fetch_window: float = Field(default=1.0, gt=0)
+    """Seconds the email and category lookups gather requests at most: each step of the chain that a fetched send
+    starts (its email, the email's folder, the folder's parents) waits up to one such window."""
     refresh_seconds: int = Field(default=24 * 3600, gt=0)
     seen_rows_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
     reack_after_seconds: float = Field(default=300.0, ge=0)

@@ -53,6 +53,10 @@ from streams.topics import Topics
 REQUESTS_PER_WINDOW = 10_000
 """Request records a resolver gathers at most per window; the window (``fetch_window``) is what usually ends it."""
 
+CLICKED_KINDS: frozenset[EntityType] = frozenset({"send", "subscriber"})
+"""The entity kinds that ingest requests for the clicks; the resolvers request the others (a send's email, an
+email's folder and the folder's parents)."""
+
 
 @dataclass(frozen=True)
 class Worker:
@@ -131,13 +135,21 @@ def _resolvers(app: faust.App, settings: Settings, connections: Connections, top
             "email": EmailResolver(*args("email")), "category": CategoryResolver(*args("category"))}
 
 
+def fetch_window(settings: Settings, kind: EntityType) -> float:
+    """Seconds the ``kind`` resolver gathers requests at most: ``fetch_window`` for the kinds clicks name,
+    ``chained_fetch_window`` for the kinds fetched entities name."""
+    return settings.fetch_window if kind in CLICKED_KINDS else settings.chained_fetch_window
+
+
 def _resolver(worker: Worker, resolver: Resolver) -> None:
     """The agent that feeds ``resolver`` its request topic by windows, and the timer that requeues its due
     retries every second (over the topic's partitions this worker consumes)."""
     app, topic = worker.app, worker.topics.requests[resolver.kind]
 
+    window = fetch_window(worker.settings, resolver.kind)
+
     async def resolve(stream: Any) -> None:
-        await each_batch(stream, REQUESTS_PER_WINDOW, worker.settings.fetch_window, resolver.resolve)
+        await each_batch(stream, REQUESTS_PER_WINDOW, window, resolver.resolve)
 
     async def requeue_due() -> None:
         name = topic.get_topic_name()

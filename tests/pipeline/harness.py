@@ -36,6 +36,7 @@ def worker_env(dataset: dict[str, Any], emulator_url: str, *, kafka_url: str, mo
         "LEADS_POLL_INTERVAL": "2",
         "LEADS_LOOKBACK_SECONDS": str(20 * 365 * 24 * 3600),
         "LEADS_FETCH_WINDOW": "0.3",
+        "LEADS_CHAINED_FETCH_WINDOW": "0.3",
         "LEADS_SINK_WITHIN": "0.3",
         "LEADS_REACK_AFTER_SECONDS": "10",
         **extra,

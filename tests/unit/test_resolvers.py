@@ -25,8 +25,10 @@ from streams.resolvers import (
     ResolverSettings,
     SendResolver,
 )
+from streams.settings import Settings
 from streams.topic_records import EntityRequest, EntitySnapshot
 from streams.topics import partition_of
+from streams.topology import fetch_window
 
 CREATED = datetime(2020, 9, 7, 13, 31, 4, tzinfo=UTC)
 START = 1_600_000_000.0
@@ -348,3 +350,11 @@ async def test_first_asks_and_due_retries_of_a_window_share_one_call(kafka: Kafk
     assert {key.rpartition("*")[2]: retry["attempt"] for key, retry in subscribers.retries.items()} == {
         "1": 1, "2": LAST, "3": 2, "4": LAST}
     assert sorted(kafka.delivered("dead-letter")) == ["mc.ien.subscriber*2", "mc.ien.subscriber*4"]
+
+
+def test_the_kinds_clicks_name_gather_for_the_fetch_window_the_chained_kinds_for_theirs() -> None:
+    """Sends and subscribers (ingest asks for them) wait ``fetch_window``; emails and categories (a fetched send
+    or email asks for them, one step of the chain each) wait ``chained_fetch_window``."""
+    settings = Settings(fetch_window=7.0, chained_fetch_window=0.5)
+    assert {kind: fetch_window(settings, kind) for kind in ("send", "subscriber", "email", "category")} == {
+        "send": 7.0, "subscriber": 7.0, "email": 0.5, "category": 0.5}
