@@ -84,7 +84,12 @@ def withhold_the_rest(stream: Stream[Any]) -> None:
     its generator closes it turns the stream's acks back on, so the drainer acked what it still read. faust
     commits an acked offset past unacked ones below it while the partition has no committed offset yet, so the
     failed batch was committed with them and never read again (how
-    ``test_a_sink_that_fails_is_read_again_after_the_restart`` now and then lost a send's clicks)."""
+    ``test_a_sink_that_fails_is_read_again_after_the_restart`` now and then lost a send's clicks). An event
+    already inside ``take_events``' buffering processor when the handler fails is not withheld, but it was read
+    with the stream's acks off, so it is never acked either.
+
+    The processor stays on the stream: the app's ``CrashingSupervisor`` stops the worker rather than restart the
+    agent on the same stream. With a supervisor that restarts agents, the restarted one would handle nothing."""
 
     def withhold_current(value: Any) -> Any:
         event = stream.current_event

@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     """Ids an entity lookup's ``IN`` request."""
     fetch_window: float = Field(default=10.0, gt=0)
     """Seconds the send and subscriber lookups (the ids clicks name) gather requests at most before they fetch
-    them. A click is written and acked without waiting for its send or subscriber, so a longer window delays only
-    the models, and fills more of each ``IN`` request (BENCHMARKS.md, 2026-12-03)."""
+    them. A click is written and acked without waiting for its send or subscriber, so a longer window delays the
+    models, and fills more of each ``IN`` request (BENCHMARKS.md, 2026-12-03). It also delays a rebalance or a stop
+    of a busy worker: faust waits for the requests a window holds to be handled."""
     chained_fetch_window: float = Field(default=1.0, gt=0)
     """Seconds the email and category lookups gather requests at most: each step of the chain that a fetched send
     starts (its email, the email's folder, the folder's parents) waits up to one such window."""
