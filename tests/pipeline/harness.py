@@ -121,8 +121,19 @@ async def wait_until_async(check: Callable[[], bool], timeout: float, what: str,
 
 def _timed_out(what: str, explain: Callable[[], str] | None, workers: list[Worker]) -> str:
     seen = explain() if explain is not None else ""
-    logs = "".join(f"\n--- {worker.log_path.name}:\n{worker.log()[-3000:]}" for worker in workers)
+    logs = "".join(f"\n--- {worker.log_path.name}, /status:\n{_status(worker)}\n--- {worker.log_path.name}:\n"
+                   f"{worker.log()[-3000:]}" for worker in workers)
     return f"timed out waiting for {what}: {seen}{logs}"
+
+
+def _status(worker: Worker) -> str:
+    """The running worker's ``/status`` page (its counts per BU, each topic's lag), or why there is none."""
+    if worker.process is None or worker.process.poll() is not None:
+        return "(not running)"
+    try:
+        return httpx.get(f"http://127.0.0.1:{worker.env['LEADS_WEB_PORT']}/status", timeout=5).text[:4000]
+    except httpx.HTTPError as exc:
+        return f"(none: {exc!r})"
 
 
 def emulator_counts(emulator_url: str) -> dict[str, Any]:
