@@ -76,3 +76,40 @@ async def test_clicks_go_with_their_sends() -> None:
         assert {partition_of(send, topics.partitions) for send in decoded.sends} == {partition}
         assert all(event == click for _, event in decoded.clicks())
     assert sorted(send for _, value in recorder.sent for send in value.sends) == sorted(sends)
+
+
+async def test_the_clicks_of_a_large_batch_are_split_into_records_below_the_message_limit() -> None:
+    """Ingest's batch of records can hold far more clicks than one message takes: a partition's clicks go out in
+    records of at most ``CLICKS_PER_RECORD``, which read back in order give every click once, in order."""
+    from streams.topics import CLICKS_PER_RECORD
+
+    topics, recorder = recorded("click_events")
+    sends = [f"mc.ien.send*{607000 + j}" for j in range(3)]
+    clicks = {send: [ClickEvent(f"{send}-{i}", "mc.ien.subscriber*1", "5f47e1c107809f52ef34357c", "k9", 2.0, 1.0,
+                                False, {"ID": f"{i:036d}", "JobID": send[-6:], "SubscriberID": "70257389",
+                                        "EventDate": "9/7/2020 7:31:04 AM", "IsUnique": "True", "ListID": "12"})
+                     for i in range(1_700)] for send in sends}
+    await topics.send_click_events("ien", clicks)
+    records = [ClickEvents.loads(value.dumps(serializer="json"), serializer="json") for _, value in recorder.sent]
+    assert len(records) >= 3 * 1_700 // CLICKS_PER_RECORD
+    assert all(sum(map(len, record.sends.values())) <= CLICKS_PER_RECORD for record in records)
+    assert max(len(value.dumps(serializer="json")) for _, value in recorder.sent) < KAFKA_MAX_MESSAGE // 2
+    for send in sends:
+        partition = partition_of(send, topics.partitions)
+        got = [event for record, sent_to in zip(records, recorder.partitions, strict=True)
+               for name, event in record.clicks() if name == send and sent_to == partition]
+        assert got == clicks[send]
+
+
+async def test_requests_for_many_ids_are_split_per_partition() -> None:
+    from streams.topics import IDS_PER_REQUEST
+
+    topics, recorder = recorded("requests")
+    topics.requests = {"subscriber": recorder}  # type: ignore[dict-item]
+    topics.request_partitions = lambda kind: 2  # type: ignore[method-assign]
+    ids = [str(70_000_000 + i) for i in range(int(IDS_PER_REQUEST * 2.5))]
+    await topics.request_entities("ien", "subscriber", ids)
+    assert all(len(value.ids) <= IDS_PER_REQUEST for _, value in recorder.sent) and len(recorder.sent) >= 3
+    for (_, value), partition in zip(recorder.sent, recorder.partitions, strict=True):
+        assert {partition_of(f"mc.ien.subscriber*{ident}", 2) for ident in value.ids} == {partition}
+    assert sorted(ident for _, value in recorder.sent for ident in value.ids) == sorted(ids)
