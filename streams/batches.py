@@ -1,15 +1,15 @@
-"""Batches for the agents: a batch whose handling fails is never committed.
+"""Batches and events for the agents: a batch or event whose handling fails is never committed.
 
 faust acks what a stream handed out in a ``finally`` once the loop body is left, also when it raised:
 ``Stream.take()`` the events it buffered, a plain ``async for`` over a stream the current event. The worker
 then commits their offsets on its way down, and the failed input is never read again. ``each_batch`` and
-``each_batch_of_events`` hand a batch to a handler instead, and when the handler raises (or is cancelled) they
+``each_event`` hand the values to a handler instead, and when the handler raises (or is cancelled) they
 withhold its events first: each message is settled for the consumer (so a stopping worker does not wait for
 it) without its offset ever becoming committable, so it is read again after the restart. The error is
 raised on: ``CrashingSupervisor`` (``streams.app``) stops the worker. From then on the stream withholds every
 event it still hands out (``withhold_the_rest``): records fetched behind a failed batch are not handled either.
 
-Both also wait, after each batch, until faust's producer buffer is back to its ``max_messages``
+Both also wait, after each batch or event, until faust's producer buffer is back to its ``max_messages``
 (``producer_ebb``): table writes queue their changelog records there without waiting, and faust's own
 check before each event (``wait_until_ebb``) waits for at most that many records to leave, so a busy
 worker's buffer grew to 12,000 serialized records (issue 11: the largest thing in its peak memory).
@@ -33,16 +33,18 @@ async def each_batch(stream: Stream[Any], size: int, within: float,
                      handle: Callable[[list[Any]], Awaitable[None]]) -> None:
     """Call ``handle(values)`` with each batch of up to ``size`` values of ``stream``, gathered for at most
     ``within`` seconds; the batch is acked (its offsets committable) only when ``handle`` returns."""
-    await each_batch_of_events(stream, size, within, lambda events: handle([event.value for event in events]))
-
-
-async def each_batch_of_events(stream: Stream[Any], size: int, within: float,
-                               handle: Callable[[Sequence[EventT]], Awaitable[None]]) -> None:
-    """``each_batch`` for a handler that needs the events themselves (their messages' partitions and offsets),
-    not only their values."""
     async for events in stream.take_events(size, within=within):
         with withheld_on_error(stream, events):
-            await handle(events)
+            await handle([event.value for event in events])
+            await producer_ebb(stream.app)
+
+
+async def each_event(stream: Stream[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
+    """Call ``handle(value)`` with each value of ``stream``, one at a time; its event is acked (its offset
+    committable) only when ``handle`` returns."""
+    async for event in stream.events():
+        with withheld_on_error(stream, [event]):
+            await handle(event.value)
             await producer_ebb(stream.app)
 
 

@@ -1,4 +1,4 @@
-"""Ingest: the rows of ``click-rows`` records become click events, skipped acks and dead letters, and
+"""Ingest: the rows of a ``click-rows`` record become click events, skipped acks and dead letters, and
 requests for the sends and subscribers their clicks name; repeats of rows already handled are dropped.
 
 ``Ingest`` receives what it uses (the seen-rows table, where its outputs go, the settings it reads), so it runs
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams import metrics
@@ -30,9 +29,8 @@ class SeenRows(Protocol):
         for a row not remembered."""
         ...
 
-    def record(self, partition: int, offset: int, handled: Mapping[str, Outcome], at: float) -> None:
-        """Remember ``handled`` (row key → outcome), the rows of the record at ``offset`` of ``partition``, at
-        ``at`` (epoch seconds)."""
+    def record(self, handled: Mapping[str, Outcome], at: float) -> None:
+        """Remember ``handled`` (row key → outcome) at ``at`` (epoch seconds), while its record is handled."""
         ...
 
 
@@ -58,23 +56,8 @@ class Outputs(Protocol):
         ...
 
 
-@dataclass
-class _Batch:
-    """What a batch of ``click-rows`` records makes while its records are handled in order."""
-
-    events: defaultdict[str, defaultdict[str, list[ClickEvent]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    """Tenant → send entity → its clicks."""
-    skipped: defaultdict[tuple[str, str], list[dict[str, str]]] = field(default_factory=lambda: defaultdict(list))
-    """(tenant, reason) → the key values of the rows acked as skipped for it."""
-    handled: dict[str, Outcome] = field(default_factory=dict)
-    """Row key → outcome, of every record handled so far: what later records of the batch find for a repeat."""
-    pending: Pending = field(default_factory=list)
-    """The futures of everything sent so far."""
-
-
 class Ingest:
-    """Handles batches of ``click-rows`` records.
+    """Handles ``click-rows`` records one at a time.
 
     ``skip_job_ids(tenant)``: the JobIDs whose rows are acked as skipped; ``reack_after_seconds``: a row read
     again this long after it was handled is handled again (its mark was lost), instead of dropped.
@@ -87,40 +70,24 @@ class Ingest:
         self.skip_job_ids = skip_job_ids
         self.reack_after_seconds = reack_after_seconds
 
-    async def handle(self, records: Sequence[tuple[int, int, ClickRows]], now: float) -> None:
-        """Handle ``(partition, offset, record)`` of each record of a batch, in order (``now``: epoch seconds): a
-        row met again in a later record of the batch is a repeat, as if read again after the first. The batch's
-        clicks, skipped acks and requests are sent together, one send per tenant and kind. The rows count as
-        handled (``seen.record``, one entry per record) only once Kafka has all of the batch's events, acks,
-        dead letters and requests: a worker that dies before then leaves no entry, so the records, read again,
-        are handled again from the start."""
-        batch = _Batch()
-        entries = [(partition, offset, await self._rows(record, now, batch)) for partition, offset, record in records]
-        for (tenant, reason), rows in batch.skipped.items():
-            metrics.rows_skipped.labels(tenant=tenant).inc(len(rows))
-            batch.pending += await self.outputs.acks(tenant, "skipped", rows, reason)
-        for tenant, events in batch.events.items():
-            batch.pending += await self._emit(tenant, events)
-        await asyncio.gather(*batch.pending)
-        for partition, offset, handled in entries:
-            self.seen.record(partition, offset, handled, now)
-
-    async def _rows(self, record: ClickRows, now: float, batch: _Batch) -> dict[str, Outcome]:
-        """Handle one record's rows into ``batch``; returns what became of each (row key → outcome)."""
-        tenant = record.tenant
-        handled: dict[str, Outcome] = {}
-        if (settled := SETTLED.get(record.source)) is not None:  # rows to remember as refused or unwritten
-            handled = {row_key(tenant, row): settled for row in record.rows}
-            batch.handled.update(handled)
-            return handled
+    async def handle(self, batch: ClickRows, now: float) -> None:
+        """Handle one record (``now``: epoch seconds). Its rows count as handled (``seen.record``) only once
+        Kafka has their events, acks, dead letters and requests: a worker that dies before then leaves no
+        entry, so the record, read again, is handled again from the start."""
+        tenant = batch.tenant
+        if (settled := SETTLED.get(batch.source)) is not None:  # rows to remember as refused or unwritten
+            self.seen.record({row_key(tenant, row): settled for row in batch.rows}, now)
+            return
         skip_job_ids = self.skip_job_ids(tenant)
+        requeued = batch.source == DEAD_LETTER_SOURCE  # their first reading produced no event
+        events: dict[str, list[ClickEvent]] = defaultdict(list)  # by send entity
+        skipped: dict[str, list[dict[str, str]]] = defaultdict(list)  # by reason
+        handled: dict[str, Outcome] = {}
+        pending: Pending = []
         refused = 0
-        keys = [row_key(tenant, row) for row in record.rows]
-        if record.source == DEAD_LETTER_SOURCE:  # requeued: their first reading produced no event
-            previously: list[tuple[Outcome, float] | None] = [None] * len(keys)
-        else:
-            previously = self._lookup(keys, now, batch.handled)
-        for key, row, previous in zip(keys, record.rows, previously, strict=True):
+        keys = [row_key(tenant, row) for row in batch.rows]
+        previously = [None] * len(keys) if requeued else self.seen.lookup(keys, now)
+        for key, row, previous in zip(keys, batch.rows, previously, strict=True):
             if key in handled:  # the same row twice in one record
                 continue
             if previous is not None:
@@ -132,7 +99,7 @@ class Ingest:
                     continue
                 if outcome is Outcome.SKIPPED:
                     handled[key] = outcome
-                    batch.skipped[tenant, "a skipped row read again"].append(row_keys(row))
+                    skipped["a skipped row read again"].append(row_keys(row))
                     continue
                 # a click read again long after: it is written again (idempotently) and acked after that
                 # write, so its ack never rests on an earlier write that may not have happened
@@ -141,24 +108,20 @@ class Ingest:
             except RowRejected as exc:
                 handled[key] = Outcome.SKIPPED if exc.skip else Outcome.BAD
                 if exc.skip:
-                    batch.skipped[tenant, exc.reason].append(row_keys(row))
+                    skipped[exc.reason].append(row_keys(row))
                 if exc.bad:
-                    batch.pending += await self.outputs.dead_letter(tenant, dict(row), exc.reason)
+                    pending += await self.outputs.dead_letter(tenant, dict(row), exc.reason)
                 continue
             handled[key] = Outcome.EVENT
-            batch.events[tenant][entity(tenant, "send", row["JobID"].strip())].append(event)
+            events[entity(tenant, "send", row["JobID"].strip())].append(event)
         metrics.refused_rows_dropped.labels(tenant=tenant).inc(refused)
-        batch.handled.update(handled)
-        return handled
-
-    def _lookup(self, keys: Sequence[str], now: float,
-                earlier: Mapping[str, Outcome]) -> list[tuple[Outcome, float] | None]:
-        """``seen.lookup(keys, now)``, where the rows of the batch's earlier records (``earlier``) count as
-        handled at ``now``."""
-        found = self.seen.lookup(keys, now)
-        if not earlier:
-            return found
-        return [(earlier[key], now) if key in earlier else previous for key, previous in zip(keys, found, strict=True)]
+        for reason, rows in skipped.items():
+            metrics.rows_skipped.labels(tenant=tenant).inc(len(rows))
+            pending += await self.outputs.acks(tenant, "skipped", rows, reason)
+        if events:
+            pending += await self._emit(tenant, events)
+        await asyncio.gather(*pending)
+        self.seen.record(handled, now)
 
     async def _emit(self, tenant: str, events: dict[str, list[ClickEvent]]) -> Pending:
         """The clicks, and requests for their sends (with the ack codes seen with each) and subscribers."""

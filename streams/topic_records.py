@@ -1,11 +1,11 @@
 """The records on our Kafka topics. Faust's ``json`` codec uses orjson when it is installed (it is).
 
 Records carry batches, so faust's per-message cost is paid per page and partition, not per send or row: a
-``click-rows`` record holds the rows of one poll page (or bridged message) whose sends share a partition, and a
-``click-events`` record the clicks of the rows of a batch of such records that ingest handled together. Both go to
-the partition of their sends' entities (``streams.topics.send_partition``), where the send's table entry lives too:
-a row's repeats meet the seen-rows entry of its first reading, and a send's clicks are written by one sink owner at
-a time. Clicks travel as arrays (``ClickEvent``, a named tuple), not as a faust record each.
+``click-rows`` record holds the rows of one poll page (or bridged message) whose sends share a partition,
+and its ``click-events`` record the clicks of those rows. Both go to the partition of their sends' entities
+(``streams.topics.send_partition``), where the send's table entry lives too: a row's repeats meet the
+seen-rows entry of its first reading, and a send's clicks are written by one sink owner at a time.
+Clicks travel as arrays (``ClickEvent``, a named tuple), not as a faust record each.
 """
 
 from __future__ import annotations
@@ -51,11 +51,10 @@ class ClickEvent(NamedTuple):
 
 
 class ClickEvents(faust.Record, serializer="json"):
-    """The clicks of one tenant's rows in a batch of ``click-rows`` records that ingest handled together, of sends that
-    share a partition: ``sends`` maps a send entity to its clicks (each a ``ClickEvent`` array). Key
-    ``{tenant}:{partition}``. ``repeats`` (records written before 2026-12-01 only) are the keys of rows read again
-    long after their click was recorded, acked once more by the clicks sink; such a row now comes again as its
-    click.
+    """The clicks of one ``click-rows`` record, by send entity: ``sends`` maps a send to its clicks (each a
+    ``ClickEvent`` array). Key ``{tenant}:{partition}``. ``repeats`` (records written before 2026-12-01 only)
+    are the keys of rows read again long after their click was recorded, acked once more by the clicks sink;
+    such a row now comes again as its click.
 
     Records written before 2026-11-30 hold one send: ``send`` and ``events`` (each a ``ClickEvent`` object)
     instead of ``sends``; ``clicks()`` reads both, so replay rebuilds from either."""

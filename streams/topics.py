@@ -37,11 +37,6 @@ ROWS_PER_RECORD = 1000
 ROW_BYTES_PER_RECORD = 512 * 1024
 """At most this many rows, and about this many bytes of them, in one ``click-rows`` record (Kafka's
 default message limit is 1 MB; a row's LinkContent alone may be 8 KB)."""
-CLICKS_PER_RECORD = 1000
-"""At most this many clicks in one ``click-events`` record (a click is about 300 bytes on the wire: ingest's batch
-of records can hold many times Kafka's 1 MB message limit)."""
-IDS_PER_REQUEST = 10_000
-"""At most this many ids in one request record (an id is a few dozen bytes at most)."""
 ACK_ROWS_PER_RECORD = 1000
 """At most this many rows in one ``acks`` record (a row's keys are about 150 bytes)."""
 SNAPSHOTS_PER_RECORD = 100
@@ -110,15 +105,14 @@ class Topics:
         ]
 
     async def send_click_events(self, tenant: str, clicks: Mapping[str, Sequence[ClickEvent]]) -> Pending:
-        """Put clicks (by send entity) on ``click-events``: one record per partition of their sends, split into
-        records of at most ``CLICKS_PER_RECORD`` clicks (a send's clicks in order). Await the returned futures to
-        know Kafka has them."""
+        """Put clicks (by send entity) on ``click-events``: one record per partition of their sends. Await the
+        returned futures to know Kafka has them."""
         sends: dict[int, dict[str, list[list[Any]]]] = defaultdict(dict)
         for send, events in clicks.items():
             sends[partition_of(send, self.partitions)][send] = [list(event) for event in events]
         return [await self.click_events.send(key=f"{tenant}:{partition}", partition=partition,
-                                             value=ClickEvents(tenant=tenant, sends=chunk))
-                for partition, by_send in sends.items() for chunk in _click_chunks(by_send)]
+                                             value=ClickEvents(tenant=tenant, sends=by_send))
+                for partition, by_send in sends.items()]
 
     async def send_acks(self, tenant: str, status: str, rows: Sequence[dict[str, str]],
                         reason: str = "") -> Pending:
@@ -149,20 +143,19 @@ class Topics:
     async def request_entities(self, tenant: str, kind: EntityType, ids: Iterable[int | str], *,
                                acks: dict[str, list[str]] | None = None, attempt: int = 0,
                                refetch: bool = False) -> Pending:
-        """Put requests for the ``kind`` entities ``ids`` of ``tenant`` on its request topic, one record per partition
-        (of at most ``IDS_PER_REQUEST`` ids), routed where their entity keys live (``acks``: send id → ack codes
-        seen with it; ``attempt``: how many times the ids were asked before; ``refetch``: fetch whatever the table
-        holds); await the returned futures to know Kafka has them."""
+        """Put requests for the ``kind`` entities ``ids`` of ``tenant`` on its request topic, one record per
+        partition, routed where their entity keys live (``acks``: send id → ack codes seen with it; ``attempt``:
+        how many times the ids were asked before; ``refetch``: fetch whatever the table holds); await the
+        returned futures to know Kafka has them."""
         topic = self.requests[kind]
         by_partition: dict[int, list[str]] = defaultdict(list)
         partitions = self.request_partitions(kind)
         for ident in {str(i) for i in ids}:
             by_partition[partition_of(entity(tenant, kind, ident), partitions)].append(ident)
         return [await topic.send(key=f"{tenant}:{kind}:{partition}", partition=partition,
-                                 value=EntityRequest(tenant=tenant, ids=list(chunk), acks=acks, attempt=attempt,
+                                 value=EntityRequest(tenant=tenant, ids=sorted(chunk), acks=acks, attempt=attempt,
                                                      refetch=refetch))
-                for partition, partition_ids in by_partition.items()
-                for chunk in chunks(sorted(partition_ids), IDS_PER_REQUEST)]
+                for partition, chunk in by_partition.items()]
 
 
 def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]]:
@@ -175,23 +168,6 @@ def _row_chunks(rows: Iterable[dict[str, str]]) -> Iterator[list[dict[str, str]]
             chunk, size = [], 0
         chunk.append(row)
         size += row_size
-    if chunk:
-        yield chunk
-
-
-def _click_chunks(sends: dict[str, list[list[Any]]]) -> Iterator[dict[str, list[list[Any]]]]:
-    """``sends`` (send → clicks) cut into consecutive pieces of at most ``CLICKS_PER_RECORD`` clicks, each send's
-    clicks in order (a send's clicks may span two pieces)."""
-    chunk: dict[str, list[list[Any]]] = {}
-    room = CLICKS_PER_RECORD
-    for send, events in sends.items():
-        start = 0
-        while start < len(events):
-            chunk[send] = taken = events[start : start + room]
-            start, room = start + len(taken), room - len(taken)
-            if not room:
-                yield chunk
-                chunk, room = {}, CLICKS_PER_RECORD
     if chunk:
         yield chunk
 

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.types import EventT
 
 from streams.adoption import check_adopted
-from streams.batches import each_batch, each_batch_of_events
+from streams.batches import each_batch, each_event
 from streams.clicks_sink import ClicksSink, failing_once
 from streams.connections import Connections
 from streams.edges.bridge import Bridge
@@ -48,14 +47,9 @@ from streams.poller import Poller
 from streams.resolvers import CategoryResolver, EmailResolver, Resolver, ResolverSettings, SendResolver
 from streams.settings import Settings
 from streams.tables.catalog import Tables, declare_tables
-from streams.topic_records import AckBatch, ClickRows
+from streams.topic_records import AckBatch
 from streams.topics import Topics
 
-INGEST_BATCH = 50
-INGEST_WITHIN = 0.05
-"""``click-rows`` records ingest handles together at most, and seconds it gathers them at most: a batch's output
-goes to Kafka together and is waited for once (one record at a time, ingest waited out a produce round trip
-per record)."""
 REQUESTS_PER_WINDOW = 10_000
 """Request records a resolver gathers at most per window; the window (``fetch_window``) is what usually ends it."""
 
@@ -118,13 +112,10 @@ def _ingest(worker: Worker) -> None:
     ingester = Ingest(seen_rows, KafkaIngestOutputs(worker.topics), lambda tenant: settings.unit(tenant).skip_job_ids,
                       settings.reack_after_seconds)
 
-    def handle(events: Sequence[EventT]) -> Awaitable[None]:
-        return ingester.handle([(event.message.partition, event.message.offset, cast(ClickRows, event.value))
-                                for event in events], time.time())
-
     @worker.app.agent(worker.topics.click_rows, name="ingest")
     async def ingest(stream: Any) -> None:
-        await each_batch_of_events(stream, INGEST_BATCH, INGEST_WITHIN, handle)
+        # one record at a time: the seen-rows table is written on the record's own partition
+        await each_event(stream, lambda record: ingester.handle(record, time.time()))
 
     @worker.app.timer(max(60.0, min(3600.0, seen_rows.ttl / 10)), name="seen-rows-expiry")
     async def expire_seen_rows() -> None:

@@ -13,13 +13,12 @@ the clicks sink says so with a record of source ``unwritten``, and its later rea
 rows' are, until ``leads-sync replay-dead-letters`` writes the click. A row is remembered for
 ``seen_rows_ttl_seconds`` after it was last handled (or refused, or left unwritten).
 
-The table holds one entry per ``click-rows`` record (its rows' outcomes), keyed by the record's position
-(``{partition}:{offset}``) and kept on the record's partition (that of the rows' sends), so a row's repeats find it
-and the changelog carries one record per ``click-rows`` record, not one per row. The partition comes from the key (a
-``KeyedTable``), so ingest writes the entries of a whole batch of records at once. Lookups go through an index by
-row in a local RocksDB database (``streams.tables.row_index.RowIndex``), rebuilt from the table after each recovery.
-The changelog expires by time (``cleanup.policy=delete``); each worker drops expired entries from its table, and
-RocksDB drops them from the index when it compacts.
+The table holds one entry per ``click-rows`` record (its rows' outcomes), written while handling the record
+(one record at a time, on the partition of the rows' sends), so a row's repeats find it and the
+changelog carries one record per ``click-rows`` record, not one per row. Lookups go through an index by row
+in a local RocksDB database (``streams.tables.row_index.RowIndex``), rebuilt from the table after each
+recovery. The changelog expires by time (``cleanup.policy=delete``); each worker drops expired entries from
+its table, and RocksDB drops them from the index when it compacts.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import faust
 from faust.types import TP
 
 from streams.marketing_cloud.records import primary_key
-from streams.tables.keyed import KeyedTable
 from streams.tables.row_index import RowIndex
 
 REFUSED_SOURCE = "refused"
@@ -56,9 +54,8 @@ SETTLED: dict[str, Outcome] = {REFUSED_SOURCE: Outcome.REFUSED, UNWRITTEN_SOURCE
 """The outcome of the rows of a ``click-rows`` record of each settling source."""
 
 
-class SeenRows(KeyedTable):
-    """Record position ``{partition}:{offset}`` → ``{"at": handled at, "rows": {row key: outcome}}``, with an index
-    row key → (outcome, at)."""
+class SeenRows(faust.Table):
+    """Record key → ``{"at": handled at, "rows": {row key: outcome}}``, with an index row key → (outcome, at)."""
 
     _changelog_compacting = False
     _changelog_deleting = True
@@ -77,17 +74,17 @@ class SeenRows(KeyedTable):
         return [None if found is None or now - found[1] >= ttl else (Outcome(found[0]), found[1])
                 for found in self._index.get(keys)]
 
-    def partition_for_key(self, key: Any) -> int:
-        """The changelog partition of an entry: its ``click-rows`` record's, the key's ``{partition}:`` prefix."""
-        return int(key.partition(":")[0])
-
-    def record(self, partition: int, offset: int, handled: Mapping[str, Outcome], at: float) -> None:
-        """Remember ``handled`` (row key → outcome), the rows of the ``click-rows`` record at ``offset`` of
-        ``partition``, at ``at`` (epoch seconds): one changelog record on that partition, keyed by the record's
-        position, so handling it again overwrites."""
+    def record(self, handled: Mapping[str, Outcome], at: float) -> None:
+        """Remember ``handled`` (row key → outcome), the rows of the ``click-rows`` record being handled, at
+        ``at`` (epoch seconds): one changelog record, keyed by the record's position (``{partition}:{offset}``),
+        so handling it again overwrites. Raises ``RuntimeError`` when no record is being handled (no current
+        event)."""
+        event = faust.current_event()
+        if event is None:
+            raise RuntimeError("rows are recorded while a click-rows record is handled")
         if not handled:
             return
-        self[f"{partition}:{offset}"] = {"at": at, "rows": dict(handled)}
+        self[f"{event.message.partition}:{event.message.offset}"] = {"at": at, "rows": dict(handled)}
         self._index.put(handled.items(), at)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:

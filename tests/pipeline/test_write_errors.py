@@ -1,8 +1,8 @@
 """A batch that fails is never committed, and a document that cannot be written loses no clicks (issue 14.2).
 
-faust's ``take()`` acks its buffered events when the loop body raises; ``streams.batches.each_batch`` (and
-``each_batch_of_events``, which it runs on) keeps a failed batch's offsets uncommitted, so it is read again after
-the restart.
+faust's ``take()`` acks its buffered events when the loop body raises, as a plain ``async for`` over a stream
+acks its current event; ``streams.batches.each_batch`` and ``each_event`` keep a failed batch's (or event's)
+offsets uncommitted, so it is read again after the restart.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from pathlib import Path
 import faust
 import mode
 
-from streams.batches import each_batch
+from streams.batches import each_batch, each_event
 
 app = faust.App(os.environ["APP_ID"], broker=os.environ["BROKER"], store="memory://", web_enabled=False,
                 agent_supervisor=mode.CrashingSupervisor, consumer_auto_offset_reset="earliest",
@@ -67,9 +67,16 @@ async def handle(batch):
         out.writelines(f"{value.decode()}\\n" for value in batch)
 
 
+async def handle_one(value):
+    await handle([value])
+
+
 @app.agent(topic)
 async def batches(stream):
-    await each_batch(stream, 10, 1.0, handle)
+    if os.environ["FORM"] == "event":
+        await each_event(stream, handle_one)
+    else:
+        await each_batch(stream, 10, 1.0, handle)
 
 
 if __name__ == "__main__":
@@ -96,22 +103,23 @@ async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
         await consumer.stop()
 
 
-def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str) -> None:
-    """An agent whose batch (``each_batch``) raises stops the worker (status 1) with none of its offsets committed,
-    neither the failed batch's nor those of the records the stream had fetched behind it; the next worker reads them
-    all again, and commits them once handled."""
+@pytest.mark.parametrize(("form", "failing"), [("batch", 10), ("event", 1)])
+def test_a_failed_batch_is_not_committed(tmp_path: Path, kafka_bootstrap: str, form: str, failing: int) -> None:
+    """An agent whose batch (``each_batch``) or event (``each_event``) raises stops the worker (status 1) with
+    none of its offsets committed, neither the failed batch's nor those of the records the stream had fetched
+    behind it; the next worker reads them all again, and commits them once handled."""
     tag = uuid.uuid4().hex[:10]
     topic, group = f"take-{tag}", f"take-app-{tag}"
     app_path, out = tmp_path / "batch_app.py", tmp_path / "handled.txt"
     app_path.write_text(BATCH_APP)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "APP_ID": group, "BROKER": f"kafka://{kafka_bootstrap}",
-           "TOPIC": topic, "DATA_DIR": str(tmp_path / "data"), "OUT": str(out)}
+           "TOPIC": topic, "DATA_DIR": str(tmp_path / "data"), "OUT": str(out), "FORM": form}
     command = [sys.executable, str(app_path), "worker", "-l", "info"]
     values = [f"r{i}" for i in range(25)]  # the first batch of 10 fails while the stream holds the rest
     asyncio.run(_produce(kafka_bootstrap, topic, values))
 
     failed = subprocess.run(command, env={**env, "FAIL": "1"}, capture_output=True, text=True, timeout=120)
-    assert failed.returncode == 1 and "a batch of 10 fails" in failed.stdout + failed.stderr
+    assert failed.returncode == 1 and f"a batch of {failing} fails" in failed.stdout + failed.stderr
     assert asyncio.run(_committed(kafka_bootstrap, group, topic)) is None
 
     worker = Worker(env, tmp_path, name="batch-app", command=command).start()

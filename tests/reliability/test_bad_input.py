@@ -7,7 +7,6 @@ table in memory."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import string
 import time
 from collections import defaultdict
@@ -195,16 +194,13 @@ def ingest_edges() -> SimpleNamespace:
     from streams.tables.seen_rows import Outcome
 
     seen: dict[str, list[Any]] = {}
-    entries: list[tuple[int, int, dict[str, Any]]] = []  # each record's entry: partition, offset, rows
     sent: list[asyncio.Future[None]] = []  # every send's delivery future
     outputs = FakeOutputs(sent)
-    offsets = itertools.count()
 
-    def record(partition: int, offset: int, handled: dict[str, Any], at: float) -> None:
+    def record(handled: dict[str, Any], at: float) -> None:
         # a row counts as handled only once Kafka has what handling it produced (else a worker dying in
         # between would leave an entry that suppresses the lost output when the record is read again)
         assert all(future.done() for future in sent), "rows recorded as handled before Kafka had their output"
-        entries.append((partition, offset, dict(handled)))
         seen.update({key: [int(outcome), at] for key, outcome in handled.items()})
 
     fake_seen = SimpleNamespace(
@@ -213,9 +209,8 @@ def ingest_edges() -> SimpleNamespace:
     ingest = Ingest(fake_seen, outputs, lambda tenant: SKIP, reack_after_seconds=300)  # type: ignore[arg-type]
     return SimpleNamespace(acks=SimpleNamespace(sent=outputs.sent_acks),
                            click_events=SimpleNamespace(sent=outputs.sent_clicks), dead=outputs.dead,
-                           requests=outputs.requests, seen=seen, entries=entries, sent=sent,
-                           ingest_rows=lambda *records: ingest.handle(
-                               [(0, next(offsets), record) for record in records], time.time()))
+                           requests=outputs.requests, seen=seen, sent=sent,
+                           ingest_rows=lambda batch: ingest.handle(batch, time.time()))
 
 
 def _reset(edges: SimpleNamespace) -> None:
@@ -225,7 +220,6 @@ def _reset(edges: SimpleNamespace) -> None:
     edges.dead.clear()
     edges.requests.clear()
     edges.seen.clear()
-    edges.entries.clear()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -319,35 +313,3 @@ def test_a_click_read_again_after_the_reack_period_is_written_again(ingest_edges
     assert again == first and not any(value.repeats for _, value in edges.click_events.sent)
     assert [(value.status, value.rows) for _, value in edges.acks.sent] == [("skipped", [row_keys(skipped)])]
     assert len(edges.dead) == 1  # a row without a link is dead-lettered once, not with every reading
-
-
-def test_a_batch_handles_its_records_in_order_and_sends_their_output_together(ingest_edges: SimpleNamespace) -> None:
-    """Records handled as one batch: a row met again in a later record is a repeat, as if read again after the
-    first, and a row an earlier record settled as refused is dropped; the batch's clicks go out in one send per
-    tenant, its skipped acks in one per reason, its requests in one per tenant and kind; each record gets an
-    entry of the rows it handled, at its own position, once Kafka has all of the batch's output."""
-    from streams.tables.seen_rows import REFUSED_SOURCE, Outcome, row_key
-
-    edges = ingest_edges
-    _reset(edges)
-    c1, c2, s1 = ({"ID": ident, "JobID": "607105", "SubscriberID": "70257389", "EventDate": "9/7/2020 7:31:04 AM",
-                   "IsUnique": "True", "ListID": "12", "IsBot_v3": "False", "LinkContent": link}
-                  for ident, link in (("c1", "https://x.io/?lt.lidack=" + "a" * 24 + "~ack"),
-                                      ("c2", "https://x.io/?lt.lidack=" + "b" * 24 + "~ack"), ("s1", "no link")))
-    asyncio.run(edges.ingest_rows(
-        ClickRows(tenant=TENANT, rows=[c1, s1], read_at=0.0),
-        ClickRows(tenant=TENANT, rows=[c1, c2, s1], read_at=0.0),  # c1 and s1 again: repeats
-        ClickRows(tenant=TENANT, rows=[row_keys(c2)], read_at=0.0, source=REFUSED_SOURCE),
-        ClickRows(tenant=TENANT, rows=[c2], read_at=0.0),  # refused by the record before: dropped
-        ClickRows(tenant="other", rows=[c1], read_at=0.0),  # another tenant's row: not a repeat
-    ))
-    assert [(tenant, [event.row_id for _, event in value.clicks()]) for tenant, value in edges.click_events.sent] == [
-        (TENANT, ["c1", "c2"]), ("other", ["c1"])]
-    assert [(value.status, value.rows) for _, value in edges.acks.sent] == [("skipped", [row_keys(s1)])]
-    assert len(edges.dead) == 1 and [kind for kind, _ in edges.requests] == ["send", "subscriber"] * 2
-    assert edges.entries == [
-        (0, 0, {row_key(TENANT, c1): Outcome.EVENT, row_key(TENANT, s1): Outcome.SKIPPED}),
-        (0, 1, {row_key(TENANT, c2): Outcome.EVENT}),
-        (0, 2, {row_key(TENANT, c2): Outcome.REFUSED}),
-        (0, 3, {}),
-        (0, 4, {row_key("other", c1): Outcome.EVENT})]

@@ -60,21 +60,6 @@ def test_other_tables_need_an_event_unless_they_have_one_partition(tmp_path: Pat
         spread.data["k"] = "v"
 
 
-def test_a_seen_rows_entry_lives_in_its_records_partition(tmp_path: Path) -> None:
-    """Ingest writes a batch's seen-rows entries with no current event: each goes to the partition of its
-    ``click-rows`` record, named by its key, whatever partition the key's hash would give."""
-    from streams.tables.row_index import RowIndex
-    from streams.tables.seen_rows import SeenRows
-
-    table = SeenRows(new_app(tmp_path), name="seen", key_type=str, ttl=60.0, index=RowIndex(tmp_path / "index", 60))
-    assert [table.partition_for_key(key) for key in ("0:7", "3:0", "2:123456")] == [0, 3, 2]
-    table.data["3:0"] = {"at": 1.0, "rows": {}}
-    table.data["1:9"] = {"at": 2.0, "rows": {}}
-    assert set(table.data._dbs) == {1, 3}
-    assert table.data._dbs[3].get(table.data._encode_key("3:0")) is not None and table.data["1:9"]["at"] == 2.0
-    close(table)
-
-
 @pytest.mark.parametrize("store", ["leads-rocksdb://", "memory://"])
 def test_a_field_of_a_value_is_what_the_value_holds(tmp_path: Path, store: str) -> None:
     app = faust.App("store-unit", datadir=str(tmp_path), store=store, topic_partitions=4)
