@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -21,6 +22,30 @@ def process_cpu_seconds(pid: int) -> float:
     gone."""
     utime, stime = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[11:13]
     return (int(utime) + int(stime)) / TICKS
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent runnable but waiting for a core so far (the kernel's
+    ``schedstat``; a thread that has ended no longer counts); raises ``OSError`` once the process is gone.
+
+    A sampling profiler that takes a runnable thread for a busy one (py-spy does) counts this time as well as the
+    CPU time, at the places where the thread waited: mostly right after it woke another process (a send to the
+    broker, Mongo or the emulator), which then took its core."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError, IndexError, ValueError):
+            waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
+def pin(pids: Iterable[int], cores: set[int]) -> None:
+    """Let every thread of each process of ``pids`` run only on ``cores`` (the threads they start later inherit
+    it); a process or thread that has ended is skipped."""
+    for pid in pids:
+        with suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with suppress(OSError):
+                    os.sched_setaffinity(int(task.name), cores)
 
 
 def machine_busy_seconds() -> float:

@@ -51,7 +51,7 @@ from streams.marketing_cloud.values import SERVER_TZ
 
 from .baseline import run_baseline
 from .limit import final_operations, write_limit
-from .machine import CpuSampler, cpu_table, growth, process_cpu_seconds
+from .machine import CpuSampler, cpu_table, growth, pin, process_cpu_seconds, runqueue_wait_seconds
 from .raw_kafka import run_raw
 from .stages import stage_table
 
@@ -127,6 +127,8 @@ class WorkerProcess:
         self.cpu_seconds = 0.0
         self.cpu_samples: list[tuple[float, float]] = []
         """(epoch seconds, CPU seconds used so far), every 0.5 s."""
+        self.wait_samples: list[tuple[float, float]] = []
+        """(epoch seconds, seconds its threads waited runnable for a core so far), every 0.5 s."""
         self.rss_samples: list[tuple[float, int]] = []
         self.spy_path, self.spy_log = spy, WORK / f"{name}-py-spy.log"
         self.spy: subprocess.Popen[bytes] | None = None
@@ -140,15 +142,21 @@ class WorkerProcess:
             try:
                 fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
                 self.cpu_seconds = process_cpu_seconds(self.process.pid)
+                waited = runqueue_wait_seconds(self.process.pid)
             except OSError:
                 return
             self.cpu_samples.append((time.time(), self.cpu_seconds))
+            self.wait_samples.append((time.time(), waited))
             self.peak_kb = max(self.peak_kb, int(fields.get("VmHWM", "0 kB").split()[0]))
             self.rss_samples.append((time.time(), int(fields.get("VmRSS", "0 kB").split()[0])))
 
     def cpu_between(self, start: float, end: float) -> float:
         """CPU seconds the worker used from ``start`` to ``end`` (epoch seconds), from the nearest samples."""
         return growth(self.cpu_samples, start, end)
+
+    def wait_between(self, start: float, end: float) -> float:
+        """Seconds the worker's threads waited runnable for a core from ``start`` to ``end`` (epoch seconds)."""
+        return growth(self.wait_samples, start, end)
 
     def start_spy(self) -> None:
         """Start py-spy on the worker (once; only with ``spy``): the samples then cover what the worker does from
@@ -311,7 +319,7 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         spy = WORK / f"{tag}-py-spy.txt" if args.stages and last else None
         gc_log = WORK / f"{tag}-gc.txt" if args.gc and last else None
         live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile, spy=spy, gc_log=gc_log),
-                        expected, args.timeout)
+                        expected, args.timeout, pin_worker=args.pin_worker)
         if gc_log is not None:
             log(f"worker garbage collection: {live.get('window_gc_s', 0):.2f} s of {live['window_cpu_s']:.2f} s CPU "
                 "from the first poll to the last mark")
@@ -322,6 +330,8 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
             live["stages"] = stage_table(spy, live["window_cpu_s"], live.get("rows_marked", 0))
             log("worker CPU µs per row by stage: " + ", ".join(
                 f"{name} {cell['us_per_row']:.0f}" for name, cell in live["stages"].items()))
+            log(f"the worker waited {live['window_wait_s']:.2f} s runnable for a core beside its "
+                f"{live['window_cpu_s']:.2f} s of CPU; py-spy's samples hold both")
         result["live"] = live
         if profile is not None:
             result["profile"] = str(profile)
@@ -396,11 +406,22 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
     return result, final
 
 
-def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float) -> dict[str, Any]:
+def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float,
+             pin_worker: bool = False) -> dict[str, Any]:
     """Drive ``worker`` until ``expected`` rows are marked, then stop it; its marks, peak memory and CPU time:
     ``worker_cpu_s`` over its whole life (start-up included), ``window_cpu_s`` from the first poll to the last
-    mark (the pipeline at work; per row: ``window_cpu_us_per_row``); ``cpu_by_process``: over that window, the CPU
-    of the worker, the broker, the Mongo server, the emulator and the machine (``bench.machine.cpu_table``)."""
+    mark (the pipeline at work; per row: ``window_cpu_us_per_row``), ``window_wait_s`` the seconds it waited
+    runnable for a core in that window (``bench.machine.runqueue_wait_seconds``); ``cpu_by_process``: over that
+    window, the CPU of the worker, the broker, the Mongo server, the emulator and the machine
+    (``bench.machine.cpu_table``). ``pin_worker``: the worker runs on the last core alone, and the broker, the
+    Mongo server, the emulator and this process (with the py-spy it starts) on the others, until it stops."""
+    others = [*stack_pids().values(), emulator.process.pid, os.getpid()]
+    cores = set(range(os.cpu_count() or 1))
+    if pin_worker:
+        if len(cores) < 2:
+            raise SystemExit("--pin-worker needs at least two cores")
+        pin([worker.process.pid], {max(cores)})
+        pin(others, cores - {max(cores)})
     sampler = CpuSampler({**stack_pids(), "emulator": emulator.process.pid})
     try:
         live = drive_worker(emulator, worker, expected, timeout)
@@ -408,11 +429,14 @@ def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, ti
         peak, cpu = worker.peak_kb, worker.cpu_seconds
         worker.stop()
         sampler.stop()
+        if pin_worker:
+            pin(others, cores)
     rows = max(1, live.get("rows_marked", 0))
     window = worker.cpu_between(live["first_poll"], live["last_mark"]) if live.get("seconds") else 0.0
+    waited = worker.wait_between(live["first_poll"], live["last_mark"]) if live.get("seconds") else 0.0
     measured = {**live, "expected": expected, "worker_vmhwm_mb": peak / 1024, "worker_cpu_s": cpu,
                 "worker_cpu_us_per_row": cpu * 1e6 / rows, "window_cpu_s": window,
-                "window_cpu_us_per_row": window * 1e6 / rows}
+                "window_cpu_us_per_row": window * 1e6 / rows, "window_wait_s": waited, "pinned": pin_worker}
     if live.get("seconds"):
         measured["cpu_by_process"] = cpu_table({"worker": window, **sampler.between(live["first_poll"],
                                                                                   live["last_mark"])},
@@ -542,6 +566,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="run the last run's live worker under pyinstrument")
     parser.add_argument("--stages", action="store_true",
                         help="sample the last run's live worker with py-spy: CPU µs per row by stage (bench.stages)")
+    parser.add_argument("--pin-worker", action="store_true",
+                        help="give each run's live worker the last core alone, the broker, Mongo, the emulator and "
+                             "py-spy the others: py-spy's samples are then its CPU time, not also its waits for a "
+                             "core (bench.machine.runqueue_wait_seconds)")
     parser.add_argument("--gc", action="store_true",
                         help="time the last run's live worker's garbage collection (bench/gc_probe)")
     parser.add_argument("--setting", type=_setting, action="append", default=[], metavar="LEADS_NAME=VALUE",
