@@ -115,8 +115,11 @@ class Settings(BaseSettings):
     # Sinks and acker
     sink_batch: int = Field(default=200, ge=1)
     """Records a sink batch holds at most."""
-    sink_within: float = Field(default=0.5, gt=0)
-    """Seconds a sink gathers a batch at most."""
+    sink_within: float = Field(default=0.1, gt=0)
+    """Seconds a sink, or the acker, gathers a batch at most. faust's ``take`` waits this long after each batch
+    unless the batch fills first, so the clicks sink and the acker add up to twice this to a row's read → ack
+    latency (0.5 before 2026-12-06; 0.1 brought the half-rate p50 from 2.6 to 1.7 s at full size, the worker's
+    CPU per row no higher, BENCHMARKS.md)."""
     test_fail_once: Path | None = None
     """Test-only, never set in a deployment: a marker file; while it does not exist, the clicks sink fails its
     first batch part-way through writing it and creates the file (``streams.clicks_sink.failing_once``)."""

@@ -50,6 +50,8 @@ from streams.tables.catalog import Tables, declare_tables
 from streams.topic_records import AckBatch
 from streams.topics import Topics
 
+ACK_RECORDS_PER_BATCH = 20
+"""``acks`` records the acker marks together at most (each holds up to 1,000 rows)."""
 REQUESTS_PER_WINDOW = 10_000
 """Request records a resolver gathers at most per window; the window (``fetch_window``) is what usually ends it."""
 
@@ -196,7 +198,7 @@ def _acker(worker: Worker) -> None:
             mark = lambda batch: queue.publish(batch, outputs)  # noqa: E731
         else:
             mark = Marking(connections.marketing_cloud, connections.mongo(), outputs).mark
-        await each_batch(stream, 20, 1.0, mark)
+        await each_batch(stream, ACK_RECORDS_PER_BATCH, settings.sink_within, mark)
 
 
 def _poll(worker: Worker, tenant: str) -> None:
