@@ -140,7 +140,8 @@ def create_indexes(db: Database) -> None:
 
 def write_limit(mongo_url: str, database: str, ops: dict[str, list[UpdateOne]], bulk: int = 1000) -> dict[str, Any]:
     """Write ``ops`` into an empty ``database`` (indexes as the worker creates them); time the writes only:
-    ``{"operations", "seconds", "ops_per_s", "started"}`` (``started``: when the writes began, epoch seconds)."""
+    ``{"operations", "seconds", "ops_per_s", "started", "documents"}`` (``started``: when the writes began, epoch
+    seconds; ``documents``: the documents written, by collection: what a clean run's database holds)."""
     client: MongoClient = MongoClient(mongo_url, tz_aware=True)
     try:
         client.drop_database(database)
@@ -156,8 +157,9 @@ def write_limit(mongo_url: str, database: str, ops: dict[str, list[UpdateOne]], 
                 db[name.partition(":")[0]].bulk_write(items[i : i + bulk], ordered=False)
             count += len(items)
         seconds = time.perf_counter() - started
+        documents = {name: db[name].count_documents({}) for name in order if ":" not in name}
         return {"operations": count, "seconds": seconds, "ops_per_s": count / seconds if seconds else 0.0,
-                "started": started_at}
+                "started": started_at, "documents": documents}
     finally:
         client.drop_database(database)
         client.close()

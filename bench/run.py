@@ -319,10 +319,14 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         spy = WORK / f"{tag}-py-spy.txt" if args.stages and last else None
         gc_log = WORK / f"{tag}-gc.txt" if args.gc and last else None
         live = run_live(emulator, WorkerProcess(env, f"{tag}-live", profile=profile, spy=spy, gc_log=gc_log),
-                        expected, args.timeout, pin_worker=args.pin_worker)
+                        expected, args.timeout, pin_worker=args.pin_worker,
+                        documents=(database, limit["documents"]))
         if gc_log is not None:
             log(f"worker garbage collection: {live.get('window_gc_s', 0):.2f} s of {live['window_cpu_s']:.2f} s CPU "
                 "from the first poll to the last mark")
+        settled = live.get("models_settled_s")
+        log(f"every document written {settled:.1f} s after the last mark" if settled is not None
+            else "the documents were not all written within 60 s of the last mark")
         if cells := live.get("cpu_by_process"):
             used = ", ".join(f"{name} {cell['cores']:.2f}" for name, cell in cells.items())
             log(f"live window CPU, cores used: {used} (of {os.cpu_count()})")
@@ -406,15 +410,33 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
     return result, final
 
 
+def wait_for_documents(database: str, documents: Mapping[str, int], since: float, timeout: float) -> float | None:
+    """Seconds from ``since`` (epoch seconds) until ``database`` holds at least ``documents`` (collection → count),
+    or None when it does not within ``timeout`` seconds. The models follow the marks: a click is acked without
+    waiting for its send and subscriber, which are fetched by windows (``LEADS_FETCH_WINDOW``)."""
+    client: MongoClient = MongoClient(MONGO)
+    try:
+        deadline = time.monotonic() + timeout
+        while any(client[database][name].count_documents({}) < count for name, count in documents.items()):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.5)
+        return time.time() - since
+    finally:
+        client.close()
+
+
 def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, timeout: float,
-             pin_worker: bool = False) -> dict[str, Any]:
+             pin_worker: bool = False, documents: tuple[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
     """Drive ``worker`` until ``expected`` rows are marked, then stop it; its marks, peak memory and CPU time:
     ``worker_cpu_s`` over its whole life (start-up included), ``window_cpu_s`` from the first poll to the last
     mark (the pipeline at work; per row: ``window_cpu_us_per_row``), ``window_wait_s`` the seconds it waited
     runnable for a core in that window (``bench.machine.runqueue_wait_seconds``); ``cpu_by_process``: over that
     window, the CPU of the worker, the broker, the Mongo server, the emulator and the machine
     (``bench.machine.cpu_table``). ``pin_worker``: the worker runs on the last core alone, and the broker, the
-    Mongo server, the emulator and this process (with the py-spy it starts) on the others, until it stops."""
+    Mongo server, the emulator and this process (with the py-spy it starts) on the others, until it stops.
+    ``documents``: ``(database, collection → count)``, the worker is stopped only once the database holds them
+    (or 60 s after the last mark); ``models_settled_s`` is how long after the last mark that was (None: never)."""
     others = [*stack_pids().values(), emulator.process.pid, os.getpid()]
     cores = set(range(os.cpu_count() or 1))
     if pin_worker:
@@ -425,6 +447,8 @@ def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, ti
     sampler = CpuSampler({**stack_pids(), "emulator": emulator.process.pid})
     try:
         live = drive_worker(emulator, worker, expected, timeout)
+        if documents is not None and live.get("last_mark"):
+            live["models_settled_s"] = wait_for_documents(*documents, live["last_mark"], 60.0)
     finally:
         peak, cpu = worker.peak_kb, worker.cpu_seconds
         worker.stop()
