@@ -179,10 +179,14 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self) -> None:
-        if self.spy is not None:  # py-spy writes its output on SIGINT
+    def stop_spy(self) -> None:
+        """Stop py-spy, if it runs: its samples end here (it writes them on SIGINT)."""
+        if self.spy is not None and self.spy.poll() is None:
             self.spy.send_signal(signal.SIGINT)
             self.spy.wait(60)
+
+    def stop(self) -> None:
+        self.stop_spy()
         self._stop.set()
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
@@ -447,6 +451,7 @@ def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, ti
     sampler = CpuSampler({**stack_pids(), "emulator": emulator.process.pid})
     try:
         live = drive_worker(emulator, worker, expected, timeout)
+        worker.stop_spy()  # the stages' samples, like the CPU they share out, end with the last mark
         if documents is not None and live.get("last_mark"):
             live["models_settled_s"] = wait_for_documents(*documents, live["last_mark"], 60.0)
     finally:
