@@ -328,9 +328,10 @@ def one_run(args: argparse.Namespace, index: int, dataset: dict[str, Any], datas
         if gc_log is not None:
             log(f"worker garbage collection: {live.get('window_gc_s', 0):.2f} s of {live['window_cpu_s']:.2f} s CPU "
                 "from the first poll to the last mark")
-        settled = live.get("models_settled_s")
-        log(f"every document written {settled:.1f} s after the last mark" if settled is not None
-            else "the documents were not all written within 60 s of the last mark")
+        if "models_settled_s" in live:
+            settled = live["models_settled_s"]
+            log(f"every document written {settled:.1f} s after the last mark" if settled is not None
+                else "the documents were not all written within 60 s of the last mark")
         if cells := live.get("cpu_by_process"):
             used = ", ".join(f"{name} {cell['cores']:.2f}" for name, cell in cells.items())
             log(f"live window CPU, cores used: {used} (of {os.cpu_count()})")
@@ -441,14 +442,14 @@ def run_live(emulator: EmulatorProcess, worker: WorkerProcess, expected: int, ti
     Mongo server, the emulator and this process (with the py-spy it starts) on the others, until it stops.
     ``documents``: ``(database, collection → count)``, the worker is stopped only once the database holds them
     (or 60 s after the last mark); ``models_settled_s`` is how long after the last mark that was (None: never)."""
-    others = [*stack_pids().values(), emulator.process.pid, os.getpid()]
-    cores = set(range(os.cpu_count() or 1))
+    processes = {**stack_pids(), "emulator": emulator.process.pid}
+    others, cores = [*processes.values(), os.getpid()], os.sched_getaffinity(0)
     if pin_worker:
         if len(cores) < 2:
             raise SystemExit("--pin-worker needs at least two cores")
         pin([worker.process.pid], {max(cores)})
         pin(others, cores - {max(cores)})
-    sampler = CpuSampler({**stack_pids(), "emulator": emulator.process.pid})
+    sampler = CpuSampler(processes)
     try:
         live = drive_worker(emulator, worker, expected, timeout)
         worker.stop_spy()  # the stages' samples, like the CPU they share out, end with the last mark
